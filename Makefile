@@ -1,0 +1,45 @@
+# tfmcourse — one Makefile for readers, students, instructors and CI.
+#   make book   build the Jupyter Book (creates .venv on first use) and print where to open it
+#   make test   run every test: unit tests, hidden suites, notebooks, book build + browser check
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# CPU wheel of torch that these machines have locally; an unpinned torch pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+
+.PHONY: venv book book-fast test test-fast test-book browser exercises release bench clean help
+
+help:
+	@echo "make book    build the book into _build/html (and open it when a browser is at hand)"
+	@echo "make test    run the whole test suite (what CI runs)"
+	@echo "make test-fast   unit tests and hidden suites only"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[book,grading,data,dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@echo "Open file://$(CURDIR)/_build/html/index.html"
+	@if [ -z "$$CI" ] && command -v xdg-open >/dev/null && [ -n "$$DISPLAY" ]; then xdg-open _build/html/index.html; fi
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not book" -n 2
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not book"
+	$(MAKE) test-book
+
+test-book: book
+	$(PY) -m pytest -q -m book
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,72 @@
+"""Position-wise feed-forward networks.
+
+The FFN is the part of a block that transforms each token *on its own*: the same two-layer MLP is
+applied at every position, ``FFN(x) = act(x W1 + b1) W2 + b2``. Nothing moves between positions here
+(that is attention's job); as a convolution it would be a 1x1 one, so it is not a CNN in any useful
+sense.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FeedForward", "SwiGLU", "build_ffn"]
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class FeedForward(nn.Module):
+    """``fc2(dropout(act(fc1(x))))`` with ``act`` ReLU (original paper) or GELU (GPT-2, ViT).
+
+    Args:
+        d_model: token width.
+        d_ff: hidden width (4 * d_model is the usual choice).
+        activation: ``"relu"`` or ``"gelu"``.
+        dropout: dropout after the activation.
+        bias: biases in both linear layers.
+
+    Shapes:
+        ``(B, T, d_model)`` -> ``(B, T, d_model)``.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", dropout: float = 0.0,
+                 bias: bool = True) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.act = _ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.dropout(self.act(self.fc1(x))))  # (B, T, d_ff) inside
+
+
+class SwiGLU(nn.Module):
+    """Gated FFN of Shazeer (2020): ``fc2(silu(x W_gate) * (x W_up))`` as in LLaMA.
+
+    ``fc1`` holds ``W_gate`` and ``W_up`` stacked, so both come out of one matmul.
+
+    Shapes:
+        ``(B, T, d_model)`` -> ``(B, T, d_model)``.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = False) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, 2 * d_ff, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.fc1(x).chunk(2, dim=-1)  # (B, T, d_ff) each
+        return self.fc2(self.dropout(F.silu(gate) * up))
+
+
+def build_ffn(kind: str, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = True) -> nn.Module:
+    """``"relu"``, ``"gelu"`` (:class:`FeedForward`) or ``"swiglu"`` (:class:`SwiGLU`)."""
+    if kind == "swiglu":
+        return SwiGLU(d_model, d_ff, dropout=dropout, bias=bias)
+    if kind in _ACTIVATIONS:
+        return FeedForward(d_model, d_ff, activation=kind, dropout=dropout, bias=bias)
+    raise ValueError(f"ffn must be 'relu', 'gelu' or 'swiglu', got {kind!r}")
