@@ -1,0 +1,50 @@
+"""The ``tfmcourse`` command line: one entry point, one module per group of subcommands.
+
+Each subcommand lives next to the code it drives and exposes ``main(argv) -> int``; this file only
+dispatches, so ``tfmcourse --help`` stays fast (nothing heavy is imported until a command runs).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("tfmcourse.train.cli", "train a GPT, an encoder-decoder or a ViT on offline data"),
+    "sample": ("tfmcourse.train.cli_sample", "generate text from a GPT checkpoint"),
+    "eval": ("tfmcourse.train.cli_eval", "evaluate a checkpoint on its validation data"),
+    "bench": ("tfmcourse.bench", "training-throughput benchmark against PyTorch / HF / timm peers"),
+    "grade": ("tfmcourse.grading.cli", "grade notebooks with the hidden suites, in a sandbox"),
+    "release": ("tfmcourse.release", "build the student release: exercises + stubbed package"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: tfmcourse COMMAND [options]   (tfmcourse COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"tfmcourse: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as e:
+        print(f"tfmcourse {name}: not available in this installation ({e})", file=sys.stderr)
+        return 2
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
