@@ -100,8 +100,8 @@ def scaled_dot_product_attention(
         mask = combine_masks(mask, causal_mask(T, S, device=q.device))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    # Softmax in float32 for stability under fp16/bf16; the max is subtracted inside softmax.
-    weights = torch.softmax(scores.float(), dim=-1)
+    # Softmax in at least float32 for stability under fp16/bf16; softmax subtracts the row max itself.
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
     if mask is not None:
         # A row with every key masked is all -inf and softmaxes to NaN: make it attend to nothing.
         weights = weights.nan_to_num(0.0)

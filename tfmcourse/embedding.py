@@ -107,7 +107,7 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Shapes:
         x ``(B, nh, T, hs)``; cos, sin ``(T, hs/2)``; returns ``(B, nh, T, hs)`` in x's dtype.
     """
-    x1, x2 = x.float().chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    x1, x2 = x.to(torch.promote_types(x.dtype, torch.float32)).chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.to(x.dtype)
 

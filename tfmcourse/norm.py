@@ -32,7 +32,7 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()  # statistics in float32 even under autocast
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # stats in >= float32, also under autocast
         mean = xf.mean(dim=-1, keepdim=True)
         var = xf.var(dim=-1, keepdim=True, unbiased=False)  # biased, as in the paper and nn.LayerNorm
         y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight
@@ -54,7 +54,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
         y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return y.to(x.dtype)
 
