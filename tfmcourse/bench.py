@@ -1,0 +1,284 @@
+"""``tfmcourse bench``: training throughput of the course's GPT and ViT, side by side with peers.
+
+Every entry trains on random data for a few warm-up steps and then a few measured steps (forward,
+backward, AdamW step; bf16 autocast and fused AdamW on CUDA). Peers measured in the same run:
+
+* PyTorch's own ``nn.TransformerEncoderLayer`` built into the same-sized GPT / ViT (always);
+* Hugging Face ``GPT2LMHeadModel`` with SDPA attention and timm's ``vit_base_patch16_224`` (when
+  installed; random init, nothing downloaded).
+
+It prints ms/step, tokens/s or images/s, model FLOP utilisation against the device's peak (where known)
+and peak memory, then the ratio of each tfmcourse entry to each peer in the same mode. Timings live
+here, never in pass/fail tests.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .gpt import GPT, GPTConfig
+from .multihead import MultiHeadAttention
+from .optim import make_optimizer
+from .utils import get_device
+from .vit import ViT, ViTConfig
+
+# Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, for MFU.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
+
+
+@dataclass
+class Entry:
+    name: str
+    family: str  # "gpt" or "vit"
+    mode: str  # "eager", "compiled", "eager/manual-attn"
+    ours: bool
+    build: Callable[[], nn.Module]
+
+
+@dataclass
+class Result:
+    entry: Entry
+    ms: float
+    items_per_s: float
+    mfu: float | None
+    peak_mem_gb: float | None
+
+
+# ----------------------------------------------------------------------------------------------- peers
+class TorchGPT(nn.Module):
+    """A GPT built from ``nn.TransformerEncoderLayer`` (pre-LN, GELU, causal): PyTorch's own layers."""
+
+    def __init__(self, c: GPTConfig) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos = nn.Embedding(c.block_size, c.d_model)
+        layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, c.hidden, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c.n_layers, norm=nn.LayerNorm(c.d_model),
+                                             enable_nested_tensor=False)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.head.weight = self.tok.weight
+
+    def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        T = idx.size(1)
+        x = self.tok(idx) + self.pos.weight[:T]
+        mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device, dtype=x.dtype)
+        x = self.encoder(x, mask=mask, is_causal=True)
+        logits = self.head(x)
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+class TorchViT(nn.Module):
+    """A ViT built from ``nn.TransformerEncoderLayer``."""
+
+    def __init__(self, c: ViTConfig) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(c.in_chans, c.d_model, c.patch_size, c.patch_size)
+        n = (c.image_size // c.patch_size) ** 2 + 1
+        self.cls = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.pos = nn.Parameter(torch.zeros(1, n, c.d_model))
+        layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, c.hidden, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c.n_layers, norm=nn.LayerNorm(c.d_model),
+                                             enable_nested_tensor=False)
+        self.head = nn.Linear(c.d_model, c.n_classes)
+
+    def forward(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.size(0), -1, -1), x], 1) + self.pos
+        logits = self.head(self.encoder(x)[:, 0])
+        return logits, F.cross_entropy(logits.float(), targets)
+
+
+class _HFGPT(nn.Module):
+    def __init__(self, c: GPTConfig) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+        cfg = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.d_model, n_layer=c.n_layers,
+                         n_head=c.n_heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        cfg._attn_implementation = "sdpa"
+        self.model = GPT2LMHeadModel(cfg)
+
+    def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.model(input_ids=idx).logits
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+class _TimmViT(nn.Module):
+    def __init__(self, c: ViTConfig) -> None:
+        super().__init__()
+        import timm
+        self.model = timm.create_model("vit_base_patch16_224", pretrained=False, img_size=c.image_size,
+                                       patch_size=c.patch_size, embed_dim=c.d_model, depth=c.n_layers,
+                                       num_heads=c.n_heads, num_classes=c.n_classes, in_chans=c.in_chans)
+
+    def forward(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.model(x)
+        return logits, F.cross_entropy(logits.float(), targets)
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+def _manual_attention(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, MultiHeadAttention):
+            m.fused = False
+    return model
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def sizes(small: bool) -> tuple[GPTConfig, ViTConfig, int, int]:
+    """GPT-2 small / ViT-B/16 with their batch sizes, or a CPU-sized version of each."""
+    if small:
+        return (GPTConfig(vocab_size=4096, block_size=128, n_layers=4, n_heads=4, d_model=256),
+                ViTConfig(image_size=64, patch_size=8, n_classes=100, d_model=256, n_layers=4, n_heads=4), 8, 16)
+    return GPTConfig(), ViTConfig(), 16, 128
+
+
+def flops_per_item(family: str, gc: GPTConfig, vc: ViTConfig) -> float:
+    """Training FLOPs per token (GPT) or image (ViT): 6 x matmul params + attention (PaLM appendix B)."""
+    if family == "gpt":
+        n = 12 * gc.n_layers * gc.d_model ** 2 + gc.vocab_size * gc.d_model
+        return 6 * n + 12 * gc.n_layers * gc.d_model * gc.block_size
+    t = (vc.image_size // vc.patch_size) ** 2 + 1
+    n = 12 * vc.n_layers * vc.d_model ** 2 + vc.in_chans * vc.patch_size ** 2 * vc.d_model
+    return t * (6 * n + 12 * vc.n_layers * vc.d_model * t)
+
+
+def measure(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int], device: torch.device,
+            steps: int, warmup: int) -> Result:
+    torch.manual_seed(0)
+    model = entry.build().to(device)
+    model.train()
+    opt = make_optimizer(model, lr=1e-4, weight_decay=0.1)
+    if entry.mode == "compiled":
+        model = torch.compile(model)
+    if entry.family == "gpt":
+        B, n_items = batch[0], batch[0] * gc.block_size
+        x = torch.randint(0, gc.vocab_size, (B, gc.block_size), device=device)
+        y = torch.randint(0, gc.vocab_size, (B, gc.block_size), device=device)
+    else:
+        B = n_items = batch[1]
+        x = torch.randn(B, vc.in_chans, vc.image_size, vc.image_size, device=device)
+        y = torch.randint(0, vc.n_classes, (B,), device=device)
+    cuda = device.type == "cuda"
+    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cuda)
+
+    def step() -> None:
+        with torch.autocast(**amp):
+            _, loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    ms = statistics.median(times) * 1e3
+    rate = n_items / (ms / 1e3)
+    peak = next((v for k, v in PEAK_BF16.items() if cuda and k in torch.cuda.get_device_name()), None)
+    mfu = rate * flops_per_item(entry.family, gc, vc) / peak if peak else None
+    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    del model, opt
+    if cuda:
+        torch.cuda.empty_cache()
+    return Result(entry, ms, rate, mfu, mem)
+
+
+def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str], peers: bool) -> list[Entry]:
+    out: list[Entry] = []
+    for mode in modes:
+        if "gpt" in families:
+            out.append(Entry("tfmcourse GPT", "gpt", mode, True, lambda: GPT(gc)))
+            if peers:
+                out.append(Entry("torch nn.TransformerEncoder GPT", "gpt", mode, False, lambda: TorchGPT(gc)))
+                if _installed("transformers"):
+                    out.append(Entry("HF GPT2LMHeadModel (sdpa)", "gpt", mode, False, lambda: _HFGPT(gc)))
+        if "vit" in families:
+            out.append(Entry("tfmcourse ViT", "vit", mode, True, lambda: ViT(vc)))
+            if peers:
+                out.append(Entry("torch nn.TransformerEncoder ViT", "vit", mode, False, lambda: TorchViT(vc)))
+                if _installed("timm"):
+                    out.append(Entry("timm vit_base_patch16_224", "vit", mode, False, lambda: _TimmViT(vc)))
+    if "eager" in modes:  # what the teaching path costs
+        if "gpt" in families:
+            out.append(Entry("tfmcourse GPT", "gpt", "eager/manual-attn", True, lambda: _manual_attention(GPT(gc))))
+        if "vit" in families:
+            out.append(Entry("tfmcourse ViT", "vit", "eager/manual-attn", True, lambda: _manual_attention(ViT(vc))))
+    return out
+
+
+def report(results: list[Result], device: torch.device) -> str:
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    lines = [f"device: {name}   torch {torch.__version__}", ""]
+    hdr = f"{'model':<34} {'mode':<18} {'ms/step':>9} {'items/s':>12} {'MFU':>6} {'peak GB':>8}"
+    lines += [hdr, "-" * len(hdr)]
+    for r in results:
+        unit = "tok/s" if r.entry.family == "gpt" else "img/s"
+        mfu = f"{100 * r.mfu:5.1f}%" if r.mfu is not None else "   n/a"
+        mem = f"{r.peak_mem_gb:8.2f}" if r.peak_mem_gb is not None else "     n/a"
+        lines.append(f"{r.entry.name:<34} {r.entry.mode:<18} {r.ms:9.1f} {r.items_per_s:>8,.0f} {unit} {mfu} {mem}")
+    lines += ["", "ratios (throughput of tfmcourse / peer, same mode; > 1 means tfmcourse is faster):"]
+    for ours in (r for r in results if r.entry.ours and "manual" not in r.entry.mode):
+        for peer in (r for r in results if not r.entry.ours and r.entry.family == ours.entry.family):
+            if peer.entry.mode == ours.entry.mode or {peer.entry.mode, ours.entry.mode} == {"eager", "compiled"}:
+                lines.append(f"  {ours.entry.name} [{ours.entry.mode}] / {peer.entry.name} [{peer.entry.mode}]: "
+                             f"{ours.items_per_s / peer.items_per_s:5.2f}x")
+        manual = next((r for r in results if r.entry.family == ours.entry.family and "manual" in r.entry.mode), None)
+        if manual is not None and ours.entry.mode == "eager":
+            lines.append(f"  {ours.entry.name}: manual (teaching) attention costs "
+                         f"{ours.items_per_s / manual.items_per_s:5.2f}x the fused path's time")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tfmcourse bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--small", action="store_true", help="CPU-sized models (default on machines without CUDA)")
+    p.add_argument("--full", action="store_true", help="GPT-2-small / ViT-B/16 sizes even without CUDA")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--steps", type=int, default=None, help="measured steps (default 20 on GPU, 10 on CPU)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5 on GPU, 3 on CPU)")
+    p.add_argument("--models", default="gpt,vit", help="comma-separated: gpt, vit")
+    p.add_argument("--modes", default=None, help="eager,compiled (default: both on CUDA, eager on CPU)")
+    p.add_argument("--no-peers", action="store_true", help="measure tfmcourse only")
+    a = p.parse_args(argv)
+    device = get_device(a.device)
+    cuda = device.type == "cuda"
+    small = a.small or (not cuda and not a.full)
+    gc, vc, bg, bv = sizes(small)
+    modes = a.modes.split(",") if a.modes else (["eager", "compiled"] if cuda else ["eager"])
+    steps, warmup = a.steps or (20 if cuda else 10), a.warmup or (5 if cuda else 3)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    results = []
+    for e in entries(gc, vc, modes, a.models.split(","), not a.no_peers):
+        print(f"measuring {e.name} [{e.mode}] ...", flush=True)
+        results.append(measure(e, gc, vc, (bg, bv), device, steps, warmup))
+    print()
+    print(f"sizes: GPT {gc.n_layers}L/{gc.n_heads}H/{gc.d_model}d ctx {gc.block_size} batch {bg}; "
+          f"ViT {vc.n_layers}L/{vc.n_heads}H/{vc.d_model}d {vc.image_size}px/{vc.patch_size} batch {bv}")
+    print(report(results, device))
+    return 0
