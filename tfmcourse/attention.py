@@ -38,8 +38,10 @@ def causal_mask(T: int, S: int | None = None, *, device: torch.device | str | No
     Shapes:
         returns ``(T, S)`` bool.
     """
+    # BEGIN SOLUTION ch03
     S = T if S is None else S
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+    # END SOLUTION
 
 
 def padding_mask(lengths: Tensor, S: int | None = None) -> Tensor:
@@ -52,9 +54,11 @@ def padding_mask(lengths: Tensor, S: int | None = None) -> Tensor:
     Shapes:
         returns ``(B, 1, 1, S)`` bool, ready to broadcast over heads and queries.
     """
+    # BEGIN SOLUTION ch03
     S = int(lengths.max()) if S is None else S
     keep = torch.arange(S, device=lengths.device)[None, :] < lengths[:, None]  # (B, S)
     return keep[:, None, None, :]
+    # END SOLUTION
 
 
 def combine_masks(*masks: Tensor | None) -> Tensor | None:
@@ -93,6 +97,7 @@ def scaled_dot_product_attention(
     Shapes:
         returns ``(..., T, d_v)`` (and the weights when asked).
     """
+    # BEGIN SOLUTION ch03
     T, S, d_k = q.size(-2), k.size(-2), q.size(-1)
     scale = 1.0 / math.sqrt(d_k) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T, S)
@@ -110,6 +115,7 @@ def scaled_dot_product_attention(
         weights = F.dropout(weights, p=dropout_p)
     out = weights @ v  # (..., T, d_v)
     return (out, weights) if return_weights else out
+    # END SOLUTION
 
 
 def attention(

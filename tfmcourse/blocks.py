@@ -41,6 +41,7 @@ class EncoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float = 0.0, ffn: str = "relu",
                  norm: str = "layernorm", norm_first: bool = True, bias: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch05
         self.norm_first = norm_first
         self.norm1 = build_norm(norm, d_model, eps=eps, bias=bias)
         self.attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
@@ -48,9 +49,11 @@ class EncoderBlock(nn.Module):
         self.ffn = build_ffn(ffn, d_model, d_ff, dropout=dropout, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
+        # END SOLUTION
 
     def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False,
                 cache: KVCache | None = None, rope: RotaryEmbedding | None = None) -> Tensor:
+        # BEGIN SOLUTION ch05
         def sa(h: Tensor) -> Tensor:
             return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal, cache=cache, rope=rope))
 
@@ -61,6 +64,7 @@ class EncoderBlock(nn.Module):
             x = self.norm1(x + sa(x))
             x = self.norm2(x + self.dropout2(self.ffn(x)))
         return x
+        # END SOLUTION
 
 
 class DecoderBlock(nn.Module):
@@ -75,6 +79,7 @@ class DecoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float = 0.0, ffn: str = "relu",
                  norm: str = "layernorm", norm_first: bool = True, bias: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch06
         self.norm_first = norm_first
         self.norm1 = build_norm(norm, d_model, eps=eps, bias=bias)
         self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
@@ -85,6 +90,7 @@ class DecoderBlock(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
+        # END SOLUTION
 
     def forward(self, x: Tensor, memory: Tensor, *, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, is_causal: bool = True) -> Tensor:
@@ -95,6 +101,7 @@ class DecoderBlock(nn.Module):
             memory_mask: cross-attention mask (e.g. source padding), True = may attend.
             is_causal: forbid attending to later target positions.
         """
+        # BEGIN SOLUTION ch06
         def sa(h: Tensor) -> Tensor:
             return self.dropout1(self.self_attn(h, mask=tgt_mask, is_causal=is_causal))
 
@@ -110,3 +117,4 @@ class DecoderBlock(nn.Module):
             x = self.norm2(x + ca(x))
             x = self.norm3(x + self.dropout3(self.ffn(x)))
         return x
+        # END SOLUTION

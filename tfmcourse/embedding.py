@@ -42,13 +42,17 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch01
         self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
         self.scale = math.sqrt(d_model) if scale else 1.0
         nn.init.normal_(self.weight, std=0.02)
+        # END SOLUTION
 
     def forward(self, idx: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch01
         x = F.embedding(idx, self.weight)  # (B, T, C): row idx of the matrix, nothing more
         return x * self.scale if self.scale != 1.0 else x
+        # END SOLUTION
 
 
 def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0) -> Tensor:
@@ -57,6 +61,7 @@ def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0
     Shapes:
         returns ``(n_positions, d_model)`` float32.
     """
+    # BEGIN SOLUTION ch01
     if d_model % 2:
         raise ValueError(f"sinusoidal encoding needs an even d_model, got {d_model}")
     pos = torch.arange(n_positions, dtype=torch.float32)[:, None]  # (P, 1)
@@ -66,6 +71,7 @@ def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0
     pe[:, 0::2] = torch.sin(angles)
     pe[:, 1::2] = torch.cos(angles)
     return pe
+    # END SOLUTION
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -93,12 +99,16 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch01
         self.max_len = max_len
         self.weight = nn.Parameter(torch.empty(max_len, d_model))
         nn.init.normal_(self.weight, std=0.02)
+        # END SOLUTION
 
     def forward(self, T: int, offset: int = 0) -> Tensor:
+        # BEGIN SOLUTION ch01
         return self.weight[offset : offset + T]
+        # END SOLUTION
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -107,9 +117,11 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Shapes:
         x ``(B, nh, T, hs)``; cos, sin ``(T, hs/2)``; returns ``(B, nh, T, hs)`` in x's dtype.
     """
+    # BEGIN SOLUTION ch01
     x1, x2 = x.to(torch.promote_types(x.dtype, torch.float32)).chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.to(x.dtype)
+    # END SOLUTION
 
 
 class RotaryEmbedding(nn.Module):

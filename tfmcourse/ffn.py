@@ -32,15 +32,19 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", dropout: float = 0.0,
                  bias: bool = True) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch05
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
         self.act = _ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
+        # END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch05
         return self.fc2(self.dropout(self.act(self.fc1(x))))  # (B, T, d_ff) inside
+        # END SOLUTION
 
 
 class SwiGLU(nn.Module):
@@ -54,13 +58,17 @@ class SwiGLU(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch05
         self.fc1 = nn.Linear(d_model, 2 * d_ff, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
+        # END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch05
         gate, up = self.fc1(x).chunk(2, dim=-1)  # (B, T, d_ff) each
         return self.fc2(self.dropout(F.silu(gate) * up))
+        # END SOLUTION
 
 
 def build_ffn(kind: str, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = True) -> nn.Module:

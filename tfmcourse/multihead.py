@@ -26,17 +26,23 @@ class KVCache:
     """
 
     def __init__(self) -> None:
+        # BEGIN SOLUTION ch04
         self.k: Tensor | None = None
         self.v: Tensor | None = None
+        # END SOLUTION
 
     def __len__(self) -> int:
+        # BEGIN SOLUTION ch04
         return 0 if self.k is None else self.k.size(-2)
+        # END SOLUTION
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append the new ``(B, nh, T, hs)`` keys/values and return all of them."""
+        # BEGIN SOLUTION ch04
         self.k = k if self.k is None else torch.cat([self.k, k], dim=-2)
         self.v = v if self.v is None else torch.cat([self.v, v], dim=-2)
         return self.k, self.v
+        # END SOLUTION
 
 
 class AttentionHead(nn.Module):
@@ -48,16 +54,20 @@ class AttentionHead(nn.Module):
 
     def __init__(self, d_model: int, head_dim: int, *, bias: bool = True) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch04
         self.q = nn.Linear(d_model, head_dim, bias=bias)
         self.k = nn.Linear(d_model, head_dim, bias=bias)
         self.v = nn.Linear(d_model, head_dim, bias=bias)
+        # END SOLUTION
 
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
+        # BEGIN SOLUTION ch04
         context = x if context is None else context
         q = self.q(x)[:, None]  # (B, 1, T, hs): a singleton head axis so masks broadcast as usual
         k, v = self.k(context)[:, None], self.v(context)[:, None]  # (B, 1, S, hs)
         return scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal)[:, 0]
+        # END SOLUTION
 
 
 class MultiHeadAttentionLoop(nn.Module):
@@ -74,15 +84,19 @@ class MultiHeadAttentionLoop(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, *, bias: bool = True) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch04
         _check_heads(d_model, n_heads)
         self.n_heads = n_heads
         self.heads = nn.ModuleList(AttentionHead(d_model, d_model // n_heads, bias=bias) for _ in range(n_heads))
         self.proj = nn.Linear(d_model, d_model, bias=bias)
+        # END SOLUTION
 
     def forward(self, x: Tensor, context: Tensor | None = None, *, mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:
+        # BEGIN SOLUTION ch04
         heads = [head(x, context, mask, is_causal) for head in self.heads]  # n_heads x (B, T, hs)
         return self.proj(torch.cat(heads, dim=-1))
+        # END SOLUTION
 
 
 class MultiHeadAttention(nn.Module):
@@ -107,18 +121,22 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, *, bias: bool = True, dropout: float = 0.0,
                  fused: bool = True) -> None:
         super().__init__()
+        self.keep_weights = False  # set by tfmcourse.viz.record_attention to keep the last weights
+        self.last_weights: Tensor | None = None
+        # BEGIN SOLUTION ch04
         _check_heads(d_model, n_heads)
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = dropout
         self.fused = fused
-        self.keep_weights = False  # set by tfmcourse.viz.record_attention to keep the last weights
-        self.last_weights: Tensor | None = None
+        # END SOLUTION
 
     def _split_heads(self, t: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch04
         B, T, _ = t.shape
         return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        # END SOLUTION
 
     def forward(
         self,
@@ -140,6 +158,7 @@ class MultiHeadAttention(nn.Module):
             rope: rotate q and k with this :class:`RotaryEmbedding` (positions continue after the cache).
             need_weights: also return the attention weights ``(B, nh, T, S)``.
         """
+        # BEGIN SOLUTION ch04
         B, T, C = x.shape
         if context is None:
             q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C) from one matmul
@@ -167,6 +186,7 @@ class MultiHeadAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble heads side by side
         y = self.proj(y)
         return (y, weights) if need_weights else y
+        # END SOLUTION
 
 
 def load_loop_into_batched(loop: MultiHeadAttentionLoop, mha: MultiHeadAttention) -> MultiHeadAttention:

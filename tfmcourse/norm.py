@@ -27,11 +27,14 @@ class LayerNorm(nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5, *, bias: bool = True) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch02
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d_model))
         self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
+        # END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch02
         xf = x.to(torch.promote_types(x.dtype, torch.float32))  # stats in >= float32, also under autocast
         mean = xf.mean(dim=-1, keepdim=True)
         var = xf.var(dim=-1, keepdim=True, unbiased=False)  # biased, as in the paper and nn.LayerNorm
@@ -39,6 +42,7 @@ class LayerNorm(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.to(x.dtype)
+        # END SOLUTION
 
 
 class RMSNorm(nn.Module):
@@ -50,13 +54,17 @@ class RMSNorm(nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-6) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch02
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d_model))
+        # END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch02
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return y.to(x.dtype)
+        # END SOLUTION
 
 
 def build_norm(kind: str, d_model: int, *, eps: float = 1e-5, bias: bool = True, fused: bool = True) -> nn.Module:

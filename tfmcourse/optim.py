@@ -20,12 +20,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     Tied parameters appear once (``named_parameters`` de-duplicates them). A model may name further
     parameters to spare in a ``no_weight_decay()`` method (timm's convention, e.g. ViT's position table).
     """
+    # BEGIN SOLUTION ch06
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in named if p.dim() >= 2 and n not in skip]
     no_decay = [p for n, p in named if p.dim() < 2 or n in skip]
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+    # END SOLUTION
 
 
 def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 0.1,

@@ -27,6 +27,7 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     Shapes:
         ``(B, C, H, W)`` -> ``(B, N, C*P*P)`` with ``N = (H/P) * (W/P)``.
     """
+    # BEGIN SOLUTION ch07
     B, C, H, W = images.shape
     P = patch_size
     if H % P or W % P:
@@ -34,6 +35,7 @@ def patchify(images: Tensor, patch_size: int) -> Tensor:
     x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, h, P, w, P)
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, P, P)
     return x.reshape(B, (H // P) * (W // P), C * P * P)
+    # END SOLUTION
 
 
 def unpatchify(patches: Tensor, patch_size: int, image_size: int | tuple[int, int], channels: int) -> Tensor:
@@ -63,6 +65,7 @@ class PatchEmbedding(nn.Module):
     def __init__(self, image_size: int, patch_size: int, in_chans: int, d_model: int, *,
                  method: str = "conv", bias: bool = True) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch07
         if method not in ("conv", "reshape"):
             raise ValueError(f"method must be 'conv' or 'reshape', got {method!r}")
         if image_size % patch_size:
@@ -70,8 +73,10 @@ class PatchEmbedding(nn.Module):
         self.image_size, self.patch_size, self.in_chans, self.method = image_size, patch_size, in_chans, method
         self.n_patches = (image_size // patch_size) ** 2
         self.proj = nn.Conv2d(in_chans, d_model, kernel_size=patch_size, stride=patch_size, bias=bias)
+        # END SOLUTION
 
     def forward(self, images: Tensor) -> Tensor:
+        # BEGIN SOLUTION ch07
         if images.shape[1:] != (self.in_chans, self.image_size, self.image_size):
             raise ValueError(f"expected images of shape (B, {self.in_chans}, {self.image_size}, {self.image_size}), "
                              f"got {tuple(images.shape)}; resize them or change image_size/in_chans")
@@ -79,6 +84,7 @@ class PatchEmbedding(nn.Module):
             return self.proj(images).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
         w = self.proj.weight.flatten(1)  # (D, C*P*P), the same (C, P, P) order as patchify
         return F.linear(patchify(images, self.patch_size), w, self.proj.bias)
+        # END SOLUTION
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class ViT(nn.Module):
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
+        # BEGIN SOLUTION ch07
         c = self.config = config
         self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_chans, c.d_model, method=c.patch_method)
         n_tokens = self.patch_embed.n_patches + (c.pool == "cls")
@@ -141,6 +148,7 @@ class ViT(nn.Module):
         self.apply(self._init_weights)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
+        # END SOLUTION
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -155,6 +163,7 @@ class ViT(nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         """Token states after the encoder and final norm, ``(B, N (+1), d_model)``."""
+        # BEGIN SOLUTION ch07
         x = self.patch_embed(images)  # (B, N, D)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.size(0), -1, -1), x], dim=1)  # (B, 1 + N, D)
@@ -162,11 +171,14 @@ class ViT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
+        # END SOLUTION
 
     def forward_head(self, x: Tensor) -> Tensor:
         """Pool the tokens (CLS or mean of patch tokens) and classify: ``(B, n_tokens, D)`` -> ``(B, n_classes)``."""
+        # BEGIN SOLUTION ch07
         pooled = x[:, 0] if self.cls_token is not None else x.mean(dim=1)
         return self.head(pooled)
+        # END SOLUTION
 
     def forward(self, images: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         logits = self.forward_head(self.forward_features(images))
