@@ -1,5 +1,6 @@
 """Solution markers in the package and the stubber that turns them into the student release."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,9 @@ import tfmcourse
 from tfmcourse.release import stub_source
 
 PKG = Path(tfmcourse.__file__).parent
-MARKED = sorted(p for p in PKG.rglob("*.py") if "# BEGIN SOLUTION" in p.read_text())
+BEGIN = re.compile(r"^\s*# BEGIN SOLUTION ch\d\d\s*$", re.M)
+END = re.compile(r"^\s*# END SOLUTION\s*$", re.M)
+MARKED = sorted(p for p in PKG.rglob("*.py") if BEGIN.search(p.read_text()))
 
 
 def test_exercise_modules_are_marked():
@@ -22,8 +25,8 @@ def test_stubbed_module_parses_and_has_no_solution_left(path):
     src = path.read_text()
     out = stub_source(src)
     ast.parse(out)
-    assert "BEGIN SOLUTION" not in out and "END SOLUTION" not in out
-    assert out.count("raise NotImplementedError(\"implement ") == src.count("# BEGIN SOLUTION")
+    assert not BEGIN.search(out) and not END.search(out)
+    assert out.count("raise NotImplementedError(\"implement ") == len(BEGIN.findall(src))
 
 
 def test_only_the_requested_chapter_is_stubbed():
