@@ -54,7 +54,7 @@ def plot_attention(weights: Tensor, *, x_labels: Sequence[str] | None = None, y_
         if i >= n:
             ax.axis("off")
             continue
-        ax.imshow(w[i], cmap=cmap, vmin=0.0, vmax=1.0)
+        ax.imshow(w[i].numpy(), cmap=cmap, vmin=0.0, vmax=1.0)
         ax.set_title(titles[i] if titles else (f"head {i}" if n > 1 else "attention"), fontsize=9)
         for setter, labels in ((ax.set_xticks, x_labels), (ax.set_yticks, y_labels)):
             if labels is not None:
