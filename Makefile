@@ -38,8 +38,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not book"
 	$(MAKE) test-book
 
-test-book: book
-	$(PY) -m pytest -q -m book
+browser: $(STAMP)
+	tools/install_browser.sh
+
+test-book: book browser
+	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m book
 
 clean:
 	rm -rf _build .pytest_cache
