@@ -89,8 +89,12 @@ def trace_flow(model: nn.Module, *args, max_depth: int | None = None, **kwargs) 
     records: list[tuple[int, FlowRecord]] = []
     handles, counter = [], [0]
 
+    containers = {n for n, m in model.named_modules() if isinstance(m, (nn.ModuleList, nn.ModuleDict))}
     for name, mod in model.named_modules():
-        depth = 0 if name == "" else name.count(".") + 1
+        if name in containers:
+            continue  # a ModuleList is never called itself: its items sit at its own depth
+        parts = name.split(".") if name else []
+        depth = sum(1 for i in range(1, len(parts) + 1) if ".".join(parts[:i]) not in containers)
         if max_depth is not None and depth > max_depth:
             continue
 

@@ -1,0 +1,67 @@
+"""Explorers that work without a kernel: precomputed PNG frames in a ``Stack``, switched in the browser.
+
+A static page (the built book) keeps a widget's saved state but has no Python to run callbacks, so an
+explorer there shows frames computed beforehand: a slider or dropdown is ``jslink``-ed to the
+``selected_index`` of a :class:`ipywidgets.Stack` of :class:`ipywidgets.Image` frames. The link runs in
+the browser, so moving the slider works in the HTML too.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["fig_to_png", "frame_explorer"]
+
+
+def fig_to_png(fig: Figure, *, dpi: int = 80) -> bytes:
+    """Render ``fig`` to PNG bytes and close it (so notebooks do not also display it)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_explorer(frames: Sequence[bytes], labels: Sequence[str], *, description: str = "frame",
+                   control: str = "slider", value: int = 0, caption: str | None = None,
+                   width: str | None = None) -> widgets.VBox:
+    """A control over precomputed PNG ``frames``; ``labels[i]`` names frame ``i``.
+
+    Args:
+        frames: PNG images (see :func:`fig_to_png`).
+        labels: one short label per frame, shown next to the control.
+        description: the control's name.
+        control: ``"slider"`` (ordered frames) or ``"dropdown"`` (named frames).
+        value: the frame shown first.
+        caption: optional HTML shown above the control.
+        width: CSS width of the images (e.g. ``"600px"``); natural size by default.
+
+    Returns:
+        a ``VBox`` holding the control and a ``Stack`` of ``Image`` widgets, linked in the browser.
+    """
+    if len(frames) != len(labels) or not frames:
+        raise ValueError(f"need one label per frame and at least one frame, got {len(frames)} frames "
+                         f"and {len(labels)} labels")
+    if not 0 <= value < len(frames):
+        raise ValueError(f"value={value} is not a frame index (0..{len(frames) - 1})")
+    layout = widgets.Layout(width=width) if width else widgets.Layout()
+    images = [widgets.Image(value=png, format="png", layout=layout) for png in frames]
+    stack = widgets.Stack(images, selected_index=value)
+    if control == "slider":
+        # SelectionSlider shows the label; its `index` is what we link.
+        ctrl = widgets.SelectionSlider(options=list(labels), value=labels[value], description=description,
+                                       continuous_update=True, layout=widgets.Layout(width="420px"),
+                                       style={"description_width": "initial"})
+    elif control == "dropdown":
+        ctrl = widgets.Dropdown(options=list(labels), value=labels[value], description=description,
+                                style={"description_width": "initial"})
+    else:
+        raise ValueError(f"control must be 'slider' or 'dropdown', got {control!r}")
+    widgets.jslink((ctrl, "index"), (stack, "selected_index"))  # runs in the browser, no kernel needed
+    children = [ctrl, stack]
+    if caption:
+        children.insert(0, widgets.HTML(caption))
+    return widgets.VBox(children)
