@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfmcourse import attention, causal_mask, combine_masks, padding_mask, scaled_dot_product_attention
+from tfmcourse import causal_mask, combine_masks, padding_mask, scaled_dot_product_attention
+from tfmcourse.attention import attention
 
 pytestmark = pytest.mark.ch03
 

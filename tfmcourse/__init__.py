@@ -14,7 +14,7 @@ ch07        :mod:`~tfmcourse.vit`
 """
 __version__ = "0.1.0"
 
-from .attention import attention, causal_mask, combine_masks, padding_mask, scaled_dot_product_attention
+from .attention import causal_mask, combine_masks, padding_mask, scaled_dot_product_attention
 from .blocks import DecoderBlock, EncoderBlock
 from .embedding import (LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, TokenEmbedding,
                         apply_rotary, sinusoidal_encoding)

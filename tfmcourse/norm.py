@@ -10,7 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LayerNorm", "RMSNorm", "build_norm"]
+__all__ = ["LayerNorm", "RMSNorm", "build_norm", "PREFER_FUSED"]
+
+# build_norm's default: PyTorch's fused kernels. tfmcourse.student.install sets it to False so that
+# models are built from a student's own LayerNorm / RMSNorm.
+PREFER_FUSED = True
 
 
 class LayerNorm(nn.Module):
@@ -67,13 +71,14 @@ class RMSNorm(nn.Module):
         # END SOLUTION
 
 
-def build_norm(kind: str, d_model: int, *, eps: float = 1e-5, bias: bool = True, fused: bool = True) -> nn.Module:
+def build_norm(kind: str, d_model: int, *, eps: float = 1e-5, bias: bool = True, fused: bool | None = None) -> nn.Module:
     """``"layernorm"`` or ``"rmsnorm"``.
 
     ``fused=True`` returns PyTorch's kernels (``nn.LayerNorm``, ``nn.RMSNorm``), which compute the same
     thing as the classes above (tested) at a fraction of the memory traffic; ``fused=False`` returns the
-    written-out classes used for teaching.
+    written-out classes used for teaching; ``None`` follows :data:`PREFER_FUSED`.
     """
+    fused = PREFER_FUSED if fused is None else fused
     if kind == "layernorm":
         return nn.LayerNorm(d_model, eps=eps, bias=bias) if fused else LayerNorm(d_model, eps, bias=bias)
     if kind == "rmsnorm":

@@ -2,9 +2,10 @@
 
 The reference package marks each exercise's body with ``# BEGIN SOLUTION chNN`` / ``# END SOLUTION``.
 The release copies the package with every such region replaced by a stub that says what to implement
-and where the book explains it, adds the student notebooks from ``exercises/``, and leaves out the
-grader, the hidden suites and the mutant corpora. Everything that is not an exercise (data, training,
-plots, the CLI) keeps working.
+and where the book explains it, and adds the student notebooks from ``exercises/``. The hidden suites
+and mutant corpora live under ``tests/`` and are never copied; the grading package itself holds no
+expected values (its notebook loader is what ``tfmcourse.student`` uses to reuse a student's earlier
+answers). Everything that is not an exercise (data, training, plots, the CLI) keeps working.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ REPO_DIR = PACKAGE_DIR.parent
 # Chapter -> slug shared by book/chNN_<slug>.md, solutions/, exercises/ and tests/hidden/.
 CHAPTER_PAGES = {"ch01": "ch01_data_flow", "ch02": "ch02_residuals_norms", "ch03": "ch03_qkv",
                  "ch04": "ch04_multihead", "ch05": "ch05_ffn", "ch06": "ch06_training", "ch07": "ch07_vit"}
-# Parts of the package a student does not get.
-EXCLUDED = ("grading",)
+# Parts of the package a student does not get (nothing at present: see the module docstring).
+EXCLUDED: tuple[str, ...] = ()
 
 _BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<chapter>ch\d\d)\s*$")
 _END = re.compile(r"^\s*# END SOLUTION\s*$")

@@ -1,0 +1,67 @@
+"""tfmcourse.student: a student's answers reused by later notebooks and assembled into whole models."""
+import json
+
+import pytest
+import torch
+
+import tfmcourse
+from tfmcourse import GPT, GPTConfig, student
+from tfmcourse.grading.testing import reference_source
+
+pytestmark = pytest.mark.ch06
+
+
+def _write(path, cells):
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "outputs": [],
+                     "metadata": {"nbgrader": {"solution": True, "grade": False, "grade_id": f"a{i}",
+                                               "locked": False, "task": False, "schema_version": 3}},
+                     "source": src} for i, src in enumerate(cells)],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    yield
+    student.restore()
+
+
+def test_assemble_builds_models_from_the_students_pieces(tmp_path):
+    for ch, slug in (("ch03", "ch03_qkv"), ("ch04", "ch04_multihead"), ("ch02", "ch02_residuals_norms")):
+        _write(tmp_path / f"{slug}.ipynb", reference_source(ch).split("\n# %%\n"))
+    report = student.assemble(tmp_path, ["ch02", "ch03", "ch04"])
+    assert {"LayerNorm", "scaled_dot_product_attention", "MultiHeadAttention"} <= set(report.yours)
+    assert not report.missing
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layers=1, n_heads=2, d_model=8))
+    assert type(model.blocks[0].attn).__module__ == "student_ch04"
+    assert type(model.blocks[0].norm1).__module__ == "student_ch02"  # built with the student's LayerNorm
+    logits, loss = model(torch.randint(0, 20, (2, 8)), torch.randint(0, 20, (2, 8)))
+    assert torch.isfinite(loss)
+    student.restore()
+    assert tfmcourse.MultiHeadAttention.__module__ == "tfmcourse.multihead"
+    assert type(GPT(GPTConfig(vocab_size=20, block_size=8, n_layers=1, n_heads=2, d_model=8)).blocks[0].norm1) \
+        is torch.nn.LayerNorm
+
+
+def test_unanswered_and_broken_cells_are_reported_not_installed(tmp_path):
+    _write(tmp_path / "ch03_qkv.ipynb", [
+        "def causal_mask(T, S=None, *, device=None):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+        "def padding_mask(lengths, S=None):\n    return 1 / 0 if False else None",
+        "def broken(:",
+    ])
+    found, problems = student.load_answers("ch03", tmp_path)
+    assert "causal_mask" not in found and "padding_mask" in found
+    text = "\n".join(problems)
+    assert "causal_mask is not implemented yet" in text and "SyntaxError" in text
+    assert "scaled_dot_product_attention is not defined" in text
+    report = student.assemble(tmp_path, ["ch03"])
+    assert "causal_mask" in report.reference  # the instructor's checkout falls back to the reference
+
+
+def test_setup_gives_earlier_chapters_from_the_reference_when_installed(tmp_path, capsys):
+    ns = {}
+    origin = student.setup("ch04", ns, tmp_path)
+    assert ns["scaled_dot_product_attention"] is tfmcourse.attention.scaled_dot_product_attention
+    assert set(origin.values()) == {"reference"} and "LayerNorm" in origin and "MultiHeadAttention" not in origin
+    with pytest.raises(FileNotFoundError, match="do chapter 3"):
+        student.load_answers("ch03", tmp_path)
