@@ -1,0 +1,117 @@
+"""The hidden suites discriminate: reference 100 %, blank release 0, every mutant loses points.
+
+Generic over chapters (every suite in tests/hidden, every mutant in tests/mutants/chNN/):
+
+* in-process, fast: the reference package scores full marks; each mutant, loaded like a notebook
+  (prerequisites from the reference), loses points;
+* end to end through sandboxed grader processes (2 at a time, shared by all chapters): the reference
+  as a notebook scores full marks, the blank release and the committed exercise notebook score 0, and
+  the first mutant of each chapter scores exactly what it scores in-process (the sandbox changes
+  nothing for honest code).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tfmcourse.grading import interfaces
+from tfmcourse.grading.gradebook import Submission
+from tfmcourse.grading.impl import LocalImpl
+from tfmcourse.grading.notebook import exec_cells, read_cells
+from tfmcourse.grading.pool import GraderProcess
+from tfmcourse.grading.runner import run_suite
+from tfmcourse.grading.sandbox import REPO_DIR, Limits
+from tfmcourse.grading.testing import (blank_source, chapters_with_suites, mutant_files, once_per_run, reference_source,
+                                       write_notebook)
+
+SUITES = chapters_with_suites()
+MUTANTS = [(ch, p) for ch in SUITES for p in mutant_files(ch)]
+
+
+def _exercise(ch: str) -> Path | None:
+    path = REPO_DIR / "exercises" / f"{interfaces.get_chapter(ch).slug}.ipynb"
+    return path if path.exists() else None
+
+
+def _summary(result: dict) -> str:
+    lines = [f"{result['score']:g}/{result['max_score']:g}", *result.get("problems", [])]
+    lines += [f"{t['id']}: {t['outcome']} {t['reason']}" for t in result["tests"] if t["outcome"] != "passed"]
+    return "\n".join(lines[:30])
+
+
+def _in_process(chapter: str, path: Path) -> dict:
+    """Grade a ``# %%`` source in this process, loaded the way the sandbox worker loads a notebook."""
+    prelude, _ = interfaces.reference_namespace(interfaces.prerequisites(chapter))
+    module, problems = exec_cells(read_cells(path), prelude, module_name=f"mutant_{chapter}_{path.stem}")
+    result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch))
+    result["problems"] = problems
+    return result
+
+
+@pytest.mark.parametrize("chapter", SUITES)
+def test_reference_scores_full_marks_in_process(chapter):
+    result = run_suite(chapter, lambda ch: LocalImpl.reference(ch))
+    assert result["max_score"] > 0 and result["score"] == result["max_score"], \
+        "the reference fails its own hidden suite:\n" + _summary(result)
+
+
+@pytest.mark.parametrize("chapter,mutant", MUTANTS, ids=[f"{c}-{p.stem}" for c, p in MUTANTS])
+def test_mutant_loses_points(chapter, mutant):
+    r = _in_process(chapter, mutant)
+    assert r["max_score"] > 0 and 0 <= r["score"] < r["max_score"], \
+        f"{mutant.name} ({mutant.read_text().splitlines()[0]}) scored full marks"
+    assert any(t["outcome"] != "passed" and t["reason"] for t in r["tests"]), "failed tests need a reason"
+
+
+def _grade_sandboxed(root: Path) -> dict[str, dict]:
+    """{"chNN/kind": result} for the reference, blank, release and first mutant of every chapter."""
+    jobs: list[Submission] = []
+    for ch in SUITES:
+        slug = interfaces.get_chapter(ch).slug
+        write_notebook(root / ch / "reference" / f"{slug}.ipynb", reference_source(ch))
+        write_notebook(root / ch / "blank" / f"{slug}.ipynb", blank_source(ch))
+        if _exercise(ch):
+            (root / ch / "release").mkdir()
+            (root / ch / "release" / f"{slug}.ipynb").write_bytes(_exercise(ch).read_bytes())
+        if mutant_files(ch):
+            write_notebook(root / ch / "mutant" / f"{slug}.ipynb", mutant_files(ch)[0].read_text())
+        jobs += [Submission(d.name, str(d / f"{slug}.ipynb"), ch) for d in sorted((root / ch).iterdir())]
+    limits = {**Limits(timeout_s=30).__dict__, "masks": []}
+    graders = [GraderProcess(), GraderProcess()]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done = pool.map(lambda gj: [(s, gj[0].grade(s, limits)) for s in gj[1]], zip(graders, [jobs[0::2], jobs[1::2]]))
+            return {f"{s.chapter}/{s.student}": r for part in done for s, r in part}
+    finally:
+        for g in graders:
+            g.__exit__()
+
+
+@pytest.fixture(scope="module")
+def sandboxed(tmp_path_factory) -> dict[str, dict]:
+    return once_per_run(tmp_path_factory, "grading-discrimination", _grade_sandboxed)
+
+
+@pytest.mark.parametrize("chapter", SUITES)
+def test_reference_notebook_scores_full_marks_in_the_sandbox(sandboxed, chapter):
+    r = sandboxed[f"{chapter}/reference"]
+    assert r["status"] == "graded" and r["score"] == r["max_score"] > 0, _summary(r)
+    assert r["sandbox"].get("mode") in ("namespaces", "basic")
+
+
+@pytest.mark.parametrize("chapter", SUITES)
+def test_blank_release_scores_zero(sandboxed, chapter):
+    for kind in ("blank", "release") if _exercise(chapter) else ("blank",):
+        r = sandboxed[f"{chapter}/{kind}"]
+        assert r["status"] == "graded" and r["score"] == 0 and r["max_score"] > 0, f"{kind}: {_summary(r)}"
+
+
+@pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
+def test_sandbox_grades_a_mutant_like_in_process(sandboxed, chapter):
+    r = sandboxed[f"{chapter}/mutant"]
+    alone = _in_process(chapter, mutant_files(chapter)[0])
+    assert r["status"] == "graded", _summary(r)
+    assert [(t["id"], t["outcome"]) for t in r["tests"]] == [(t["id"], t["outcome"]) for t in alone["tests"]], \
+        f"sandbox:\n{_summary(r)}\nin-process:\n{_summary(alone)}"

@@ -1,0 +1,114 @@
+"""Grader processes: trusted subprocesses that run hidden suites, one submission at a time.
+
+A :class:`GraderProcess` keeps one ``python -m tfmcourse.grading.runner --serve`` alive and hands it
+submissions; torch and pytest are imported once per process instead of once per submission. Each
+submission still gets a fresh pytest session and a fresh sandbox worker. If the grader process dies or
+overruns its time, that submission is recorded with ``status: "error"`` (retried on the next run) and
+a new process is started for the next one. Processes are recycled after ``max_jobs`` submissions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .gradebook import Submission, sha256
+
+__all__ = ["GraderProcess", "grade_submission"]
+
+
+class GraderProcess:
+    """One long-lived grader subprocess; :meth:`grade` is not thread-safe (one caller at a time)."""
+
+    def __init__(self, max_jobs: int = 50) -> None:
+        self.max_jobs, self.jobs = max_jobs, 0
+        self.proc: subprocess.Popen | None = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="tfm-grader-"))
+        self.log_path = self.tmp / "grader.log"
+
+    def _start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tfmcourse.grading.runner", "--serve"], cwd=self.tmp,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        log.close()
+        self.jobs = 0
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=5)
+            except Exception:
+                proc.kill()
+                proc.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-800:].strip()
+        except OSError:
+            return ""
+
+    def grade(self, sub: Submission, limits: dict, timeout: float | None = None) -> dict:
+        """Grade ``sub``; always returns a record (``status`` ``graded`` or ``error``)."""
+        t0 = time.monotonic()
+        record = {"student": sub.student, "chapter": sub.chapter, "notebook": sub.path, "sha256": sha256(sub.path),
+                  "status": "error", "score": 0.0, "max_score": 0.0, "tests": [], "problems": [], "sandbox": {}}
+        timeout = timeout or 120 + 60 * float(limits.get("timeout_s", 10))
+        if self.proc is None or self.proc.poll() is not None or self.jobs >= self.max_jobs:
+            self.close()
+            self._start()
+        self.jobs += 1
+        out = self.tmp / f"result-{self.jobs}.json"
+        job = {"chapter": sub.chapter, "submission": sub.path, "result": str(out), "limits": limits}
+        error = None
+        try:
+            self.proc.stdin.write((json.dumps(job) + "\n").encode())
+            self.proc.stdin.flush()
+            ready = select.select([self.proc.stdout], [], [], timeout)[0]
+            line = self.proc.stdout.readline() if ready else b""
+            reply = json.loads(line) if line else {"ok": False, "error": f"no answer within {timeout:.0f} s"}
+            if not reply.get("ok"):
+                error = reply.get("error", "unknown")
+        except (OSError, ValueError) as e:
+            error = f"{type(e).__name__}: {e}"
+        if error is not None or not out.exists():
+            self._kill()
+            record["problems"] = [f"grader error (not the student's fault; re-run to retry): {error} {self._log_tail()}"]
+            return record
+        res = json.loads(out.read_text())
+        os.unlink(out)
+        report = next(iter(res.get("reports", {}).values()), {})
+        record.update(status="graded" if res.get("tests") else "error", score=res["score"], max_score=res["max_score"],
+                      tests=res["tests"], problems=report.get("problems", []), sandbox=report.get("sandbox", {}),
+                      seconds=round(time.monotonic() - t0, 2))
+        if res.get("grader_error") or report.get("fatal"):
+            record.update(status="error", score=0.0)
+            record["problems"].append(f"grader error: {(res.get('grader_error') or report['fatal'])[-800:]}")
+        return record
+
+    def _kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> "GraderProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        for f in self.tmp.glob("*"):
+            f.unlink()
+        self.tmp.rmdir()
+
+
+def grade_submission(sub: Submission, limits: dict, timeout: float | None = None) -> dict:
+    """Grade one submission in a fresh grader process (what a Dask task runs)."""
+    with GraderProcess() as g:
+        return g.grade(sub, limits, timeout)

@@ -1,0 +1,105 @@
+"""Submissions made up for testing the grader: the reference as a notebook, the blank release, mutants.
+
+Used by ``tests/test_grading_*.py`` and ``tools/bench_grading.py``; generic over chapters.
+"""
+from __future__ import annotations
+
+import ast
+import fcntl
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from . import interfaces
+from .notebook import py_to_notebook
+from .sandbox import REPO_DIR
+
+__all__ = ["reference_source", "blank_source", "write_notebook", "mutant_files", "chapters_with_suites",
+           "once_per_run"]
+
+MUTANTS_DIR = REPO_DIR / "tests" / "mutants"
+
+
+def reference_source(chapter: str) -> str:
+    """The chapter's reference modules as notebook cells, one per module, as a student would write them.
+
+    Relative imports become absolute (``from tfmcourse.x import ...``), except imports from another of
+    the chapter's own modules, which are dropped: those names are defined by an earlier cell, as in a
+    notebook (the worker's copy of those modules is stubbed). A module that also holds other
+    chapters' names (e.g. ``blocks``) comes in whole; the grader only looks at the chapter's names.
+    """
+    ch = interfaces.get_chapter(chapter)
+    cells = []
+    for module in ch.modules:
+        src = inspect.getsource(importlib.import_module(module))
+        lines = src.splitlines(keepends=True)
+        package = module.rsplit(".", 1)[0]
+        for node in reversed(ast.parse(src).body):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            target = f"{base}.{node.module}" if node.module else base
+            names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
+            own = target in ch.modules
+            lines[node.lineno - 1:node.end_lineno] = [] if own else [f"from {target} import {names}\n"]
+        cells.append("".join(lines).replace("from __future__ import annotations\n", ""))
+    return "\n# %%\n".join(cells)
+
+
+def blank_source(chapter: str) -> str:
+    """What a student starts from: every interface name present and raising ``NotImplementedError``."""
+    out = ["import torch\nfrom torch import nn"]
+    for name in interfaces.get_chapter(chapter).names:
+        try:
+            is_class = isinstance(interfaces.reference_object(name), type)
+        except ImportError:
+            is_class = name[:1].isupper()
+        if is_class:
+            out.append(f"class {name}(nn.Module):\n    def __init__(self, *args, **kwargs):\n        super().__init__()\n"
+                       f"        # YOUR CODE HERE\n        raise NotImplementedError()")
+        else:
+            out.append(f"def {name}(*args, **kwargs):\n    # YOUR CODE HERE\n    raise NotImplementedError()")
+    return "\n# %%\n".join(out)
+
+
+def write_notebook(path: str | Path, source: str) -> Path:
+    """Write ``source`` (``# %%`` cells) as an ``.ipynb`` at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(py_to_notebook(source), indent=1))
+    return path
+
+
+def mutant_files(chapter: str) -> list[Path]:
+    """``tests/mutants/chNN/*.py`` (files starting with ``_`` are helpers, not mutants)."""
+    return sorted(p for p in (MUTANTS_DIR / chapter).glob("*.py") if not p.name.startswith("_"))
+
+
+def chapters_with_suites() -> list[str]:
+    """Chapters whose hidden suite exists in ``tests/hidden``."""
+    from .sandbox import HIDDEN_DIR
+    return [c.id for c in interfaces.CHAPTERS.values() if (HIDDEN_DIR / c.suite_file()).exists()]
+
+
+def once_per_run(tmp_path_factory: Any, name: str, compute: Callable[[Path], dict]) -> dict:
+    """``compute(fresh_dir)`` once per test run, also under pytest-xdist: workers share the JSON result.
+
+    A module-scoped fixture would otherwise grade the same submissions once in every xdist worker that
+    runs one of its tests. The result must be JSON-serialisable.
+    """
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not uid:
+        return compute(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / f"{name}-{uid}"
+    root.mkdir(exist_ok=True)
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here, then read the result
+        done = root / "result.json"
+        if not done.exists():
+            work = root / "work"
+            work.mkdir()
+            done.write_text(json.dumps(compute(work)))
+        return json.loads(done.read_text())

@@ -1,0 +1,73 @@
+"""The sandbox worker's loop: load a notebook, then answer requests, one frame in, one frame out.
+
+Runs inside the jail (see :mod:`tfmcourse.grading.jail`) with the graded chapter stubbed out of its
+``tfmcourse``. Messages go over the two pipe fds given at start, never over stdout/stderr (those go to a
+capped file the grader does not parse). Frames it sends: ``{"hello": info}`` once; ``{"progress": i}``
+before executing notebook cell ``i``; ``{"id": n, "ok": ..., ...}`` answering request ``n``.
+Nothing the worker says is trusted: the grader only uses the values as the implementation's outputs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+__all__ = ["serve"]
+
+
+def _prelude(chapter: str) -> tuple[dict[str, Any], list[str]]:
+    from . import interfaces
+    ns, missing = interfaces.reference_namespace(interfaces.prerequisites(chapter))
+    return ns, [f"prerequisite {n} is missing from the reference package (grader set-up problem)" for n in missing]
+
+
+def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
+    import torch
+
+    from . import interfaces
+    from .executor import execute
+    from .notebook import Cell, exec_cells
+    from .wire import read_frame, write_frame
+
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # reap what the notebook forks (zombies count in RLIMIT_NPROC)
+    main_pid = os.getpid()
+
+    def progress(cell: Cell) -> None:
+        if os.getpid() != main_pid:  # a process the notebook forked stops at the next cell
+            os._exit(0)
+        write_frame(wfd, {"progress": cell.index})
+
+    write_frame(wfd, {"hello": info})
+    if info.get("fatal"):
+        return 1
+    ns: dict[str, Any] = {}
+    while True:
+        try:
+            req = read_frame(rfd)
+        except (EOFError, OSError, ValueError):
+            return 0
+        if os.getpid() != main_pid:  # a process the notebook forked must not answer
+            os._exit(0)
+        rid = req.get("id")
+        if req.get("op") == "load":
+            cells = [Cell(int(i), str(src)) for i, src in req["cells"]]
+            prelude, problems = _prelude(chapter)
+            module, cell_problems = exec_cells(
+                cells, prelude, on_cell=progress)
+            if os.getpid() != main_pid:
+                os._exit(0)
+            ns = module.__dict__
+            names = list(interfaces.get_chapter(chapter).names)
+            kinds = execute(ns, {"op": "names", "names": names}).get("value", {})
+            reply = {"ok": True, "value": {"problems": problems + cell_problems, "kinds": kinds}}
+        else:
+            reply = execute(ns, req)
+            if os.getpid() != main_pid:
+                os._exit(0)
+        try:
+            write_frame(wfd, {"id": rid, **reply})
+        except Exception as e:  # a value that cannot be sent: report that instead
+            write_frame(wfd, {"id": rid, "ok": False, "error": {
+                "kind": "student", "type": type(e).__name__, "where": "",
+                "message": f"the result could not be sent back to the grader ({str(e)[:200]})"}})
