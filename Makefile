@@ -1,6 +1,6 @@
 # tfmcourse — one Makefile for readers, students, instructors and CI.
-#   make book   build the Jupyter Book (creates .venv on first use) and print where to open it
-#   make test   run every test: unit tests, hidden suites, notebooks, book build + browser check
+#   make book        build the Jupyter Book (creates .venv on first use) and print where to open it
+#   make test        run every test: unit tests, hidden suites, notebooks, release, book build + browser check
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
@@ -9,13 +9,18 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 # CPU wheel of torch that these machines have locally; an unpinned torch pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
+# nbgrader shells out to tools installed in the venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv book book-fast test test-fast test-book browser exercises release bench clean help
+.PHONY: help venv book test test-fast test-book browser exercises release bench clean
 
 help:
-	@echo "make book    build the book into _build/html (and open it when a browser is at hand)"
-	@echo "make test    run the whole test suite (what CI runs)"
-	@echo "make test-fast   unit tests and hidden suites only"
+	@echo "make book        build the book into _build/html"
+	@echo "make test        run the whole test suite (what CI runs)"
+	@echo "make test-fast   unit tests and hidden suites only (no notebooks, no book)"
+	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make release     write the student release to _build/release"
+	@echo "make bench       tfmcourse bench (GPU sizes on CUDA, CPU sizes otherwise)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +37,10 @@ book: $(STAMP)
 	@if [ -z "$$CI" ] && command -v xdg-open >/dev/null && [ -n "$$DISPLAY" ]; then xdg-open _build/html/index.html; fi
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not book" -n 2
+	$(PY) -m pytest -q -n 2 -m "not book and not notebooks"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not book"
+	$(PY) -m pytest -q -n 2 -m "not book" --durations=15
 	$(MAKE) test-book
 
 browser: $(STAMP)
@@ -43,6 +48,15 @@ browser: $(STAMP)
 
 test-book: book browser
 	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m book
+
+exercises: $(STAMP)
+	$(PY) -m tfmcourse.exercises
+
+release: $(STAMP)
+	$(VENV)/bin/tfmcourse release _build/release --force
+
+bench: $(STAMP)
+	$(VENV)/bin/tfmcourse bench
 
 clean:
 	rm -rf _build .pytest_cache

@@ -4,6 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+# Tiny models on a shared 2-core machine: one intra-op thread per test process avoids oversubscription
+# (two pytest-xdist workers x two threads ran ~100x slower than one thread each).
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

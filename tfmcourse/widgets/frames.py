@@ -17,27 +17,35 @@ from matplotlib.figure import Figure
 __all__ = ["fig_to_png", "frame_explorer"]
 
 
-def fig_to_png(fig: Figure, *, dpi: int = 80) -> bytes:
-    """Render ``fig`` to PNG bytes and close it (so notebooks do not also display it)."""
+def fig_to_png(fig: Figure, *, dpi: int = 80, tight: bool = True, fmt: str = "png") -> bytes:
+    """Render ``fig`` to image bytes and close it (so notebooks do not also display it).
+
+    Args:
+        dpi: resolution.
+        tight: crop to the drawn content; ``False`` keeps the figure size, so that frames of an
+            explorer all have the same size and the page does not jump when the slider moves.
+        fmt: ``"png"`` (plots) or ``"jpeg"`` (photographs: much smaller).
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
 
 def frame_explorer(frames: Sequence[bytes], labels: Sequence[str], *, description: str = "frame",
                    control: str = "slider", value: int = 0, caption: str | None = None,
-                   width: str | None = None) -> widgets.VBox:
-    """A control over precomputed PNG ``frames``; ``labels[i]`` names frame ``i``.
+                   width: str | None = None, image_format: str = "png") -> widgets.VBox:
+    """A control over precomputed image ``frames``; ``labels[i]`` names frame ``i``.
 
     Args:
-        frames: PNG images (see :func:`fig_to_png`).
-        labels: one short label per frame, shown next to the control.
+        frames: encoded images (see :func:`fig_to_png`).
+        labels: one short, unique label per frame, shown next to the control.
         description: the control's name.
         control: ``"slider"`` (ordered frames) or ``"dropdown"`` (named frames).
         value: the frame shown first.
         caption: optional HTML shown above the control.
         width: CSS width of the images (e.g. ``"600px"``); natural size by default.
+        image_format: ``"png"`` or ``"jpeg"``, as produced by :func:`fig_to_png`.
 
     Returns:
         a ``VBox`` holding the control and a ``Stack`` of ``Image`` widgets, linked in the browser.
@@ -45,10 +53,12 @@ def frame_explorer(frames: Sequence[bytes], labels: Sequence[str], *, descriptio
     if len(frames) != len(labels) or not frames:
         raise ValueError(f"need one label per frame and at least one frame, got {len(frames)} frames "
                          f"and {len(labels)} labels")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"frame labels must be unique, got {list(labels)}")
     if not 0 <= value < len(frames):
         raise ValueError(f"value={value} is not a frame index (0..{len(frames) - 1})")
     layout = widgets.Layout(width=width) if width else widgets.Layout()
-    images = [widgets.Image(value=png, format="png", layout=layout) for png in frames]
+    images = [widgets.Image(value=frame, format=image_format, layout=layout) for frame in frames]
     stack = widgets.Stack(images, selected_index=value)
     if control == "slider":
         # SelectionSlider shows the label; its `index` is what we link.
@@ -60,8 +70,10 @@ def frame_explorer(frames: Sequence[bytes], labels: Sequence[str], *, descriptio
                                 style={"description_width": "initial"})
     else:
         raise ValueError(f"control must be 'slider' or 'dropdown', got {control!r}")
-    widgets.jslink((ctrl, "index"), (stack, "selected_index"))  # runs in the browser, no kernel needed
+    link = widgets.jslink((ctrl, "index"), (stack, "selected_index"))  # runs in the browser, no kernel needed
     children = [ctrl, stack]
     if caption:
         children.insert(0, widgets.HTML(caption))
-    return widgets.VBox(children)
+    box = widgets.VBox(children)
+    box.link = link  # kept for inspection (and so the link object lives as long as the explorer)
+    return box
