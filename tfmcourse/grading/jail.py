@@ -169,6 +169,7 @@ def main(argv: list[str]) -> int:
         if _libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) == 0:
             mode = "namespaces"
     cfg["mode"] = mode
+    fatal = ""
     if mode == "namespaces":
         keep_fds = [(os.open(src, os.O_PATH), dst) for src, dst in keeps if os.path.exists(src)]
         pid = os.fork()
@@ -177,13 +178,20 @@ def main(argv: list[str]) -> int:
                 os.close(fd)
             _, status = os.waitpid(pid, 0)
             return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-        setup_mounts(cfg, keep_fds)
+        try:
+            setup_mounts(cfg, keep_fds)
+        except OSError as e:  # reported as a grader problem; no notebook code will run
+            fatal = f"the sandbox's file system could not be set up ({e})"
     dropped = drop_privileges(cfg, uid)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     set_limits(cfg["limits"])
     os.umask(0o077)
-    os.chdir(cfg["scratch"])
+    try:
+        os.chdir(cfg["scratch"])
+    except OSError as e:
+        fatal = fatal or f"the scratch folder is not usable ({e})"
+        os.chdir("/")
     for var in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCHINDUCTOR_CACHE_DIR"):
         os.environ[var] = cfg["scratch"]
     sys.path[:] = [p for p in sys.path if p not in ("", ".", cfg["scratch"])]
@@ -191,7 +199,9 @@ def main(argv: list[str]) -> int:
     if mode == "basic":
         block_sockets()
     info = {"mode": mode, "uid": os.getuid() if dropped else None, "dropped_privileges": dropped}
-    if os.geteuid() == 0 and mode == "basic":
+    if fatal:
+        info["fatal"] = fatal
+    elif os.geteuid() == 0 and mode == "basic":
         info["fatal"] = ("refusing to run a submission as root without namespaces: the interpreter is in a folder "
                          "other users cannot enter, so privileges cannot be dropped; install Python/the venv "
                          "somewhere world-readable, or allow unshare (CAP_SYS_ADMIN)")
