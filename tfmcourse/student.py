@@ -181,19 +181,24 @@ def assemble(folder: str | Path = ".", chapters: list[str] | None = None, *, fal
     ``fallback_to_reference`` is true (an instructor's checkout); in the student release they are stubs.
     """
     report = AssembleReport()
-    loaded: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}  # the student's pieces, to install
+    available: dict[str, Any] = {}  # what later chapters' answers may use: theirs, or the reference fallback
     for ch in (get_chapter(c) for c in (chapters or list(CHAPTERS))):
         try:
-            mine, problems = load_answers(ch.id, folder, prerequisites=dict(loaded))
+            mine, problems = load_answers(ch.id, folder, prerequisites=dict(available))
         except FileNotFoundError as e:
             mine, problems = {}, [str(e)]
         report.problems += [f"{ch.id}: {p}" for p in problems]
         for name in ch.names:
             if name in mine and not is_stub(mine[name]):
-                loaded[name] = mine[name]
+                loaded[name] = available[name] = mine[name]
                 report.yours.append(name)
+                continue
+            ref = reference_object(name)
+            if fallback_to_reference and not is_stub(ref):
+                available[name] = ref
+                report.reference.append(name)
             else:
-                ref = reference_object(name)
-                (report.reference if fallback_to_reference and not is_stub(ref) else report.missing).append(name)
+                report.missing.append(name)
     install(loaded)
     return report
