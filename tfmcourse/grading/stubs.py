@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import tfmcourse
@@ -80,6 +81,9 @@ def stubbed_package(chapter: str, root: str | Path | None = None) -> Path:
     pkg = base / "tfmcourse"
     if (base / "READY").exists():
         return pkg
+    for old in root.glob(f"tfmcourse-stub-{ch.id}-*"):  # copies of older package versions, unused for a day
+        if time.time() - old.stat().st_mtime > 86400:
+            shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}-", dir=root))
     shutil.copytree(PACKAGE_DIR, tmp / "tfmcourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.md"))
     for module in ch.modules:
