@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .gpt import GPT, GPTConfig
 from .multihead import MultiHeadAttention
 from .optim import make_optimizer
-from .utils import get_device
+from .utils import get_device, token_cross_entropy
 from .vit import ViT, ViTConfig
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, for MFU.
@@ -72,7 +72,7 @@ class TorchGPT(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device, dtype=x.dtype)
         x = self.encoder(x, mask=mask, is_causal=True)
         logits = self.head(x)
-        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, token_cross_entropy(logits, targets)
 
 
 class TorchViT(nn.Module):
@@ -108,7 +108,7 @@ class _HFGPT(nn.Module):
 
     def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.model(input_ids=idx).logits
-        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return logits, token_cross_entropy(logits, targets)
 
 
 class _TimmViT(nn.Module):

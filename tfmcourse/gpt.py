@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import EncoderBlock
@@ -18,6 +17,7 @@ from .embedding import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPo
 from .multihead import KVCache
 from .norm import build_norm
 from .optim import make_optimizer
+from .utils import token_cross_entropy
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -152,8 +152,7 @@ class GPT(nn.Module):
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
-            # Cross-entropy in float32: bf16 logits lose too much precision in log-softmax.
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            loss = token_cross_entropy(logits, targets)
         return logits, loss
 
     @torch.no_grad()

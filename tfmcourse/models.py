@@ -11,13 +11,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import DecoderBlock, EncoderBlock
 from .embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from .gpt import GPT, GPTConfig
 from .norm import build_norm
+from .utils import token_cross_entropy
 
 __all__ = ["Encoder", "Decoder", "Seq2SeqConfig", "Transformer", "GPT", "GPTConfig"]
 
@@ -144,7 +144,7 @@ class Transformer(nn.Module):
         logits = self.decode(tgt_in, memory, src_mask)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            loss = token_cross_entropy(logits, targets)
         return logits, loss
 
     @torch.no_grad()

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "count_parameters"]
+__all__ = ["get_device", "seed_everything", "count_parameters", "token_cross_entropy"]
 
 
 def get_device(device: str | torch.device = "auto") -> torch.device:
@@ -34,3 +34,12 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters, counting tied tensors once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every position of ``(B, T, V)`` logits and ``(B, T)`` targets.
+
+    Computed in float32 (bf16 logits lose too much precision in the log-softmax); targets equal to
+    ``-100`` (padding, prompt positions) are ignored.
+    """
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

@@ -11,13 +11,13 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import metrics
 from ..data.seq_tasks import BOS, EOS, PAD, SEQ_VOCAB, collate_seq2seq
 from ..train.schedule import warmup_cosine_lr
 from .attention import record_attention
+from ..utils import token_cross_entropy
 
 __all__ = ["lr_curve", "plot_lr_curves", "decay_experiment", "plot_decay_experiment", "records",
            "plot_history", "smooth", "Seq2SeqProbe", "GRUSeq2Seq", "greedy_decode", "accuracy_by_length",
@@ -261,7 +261,7 @@ class GRUSeq2Seq(nn.Module):
         logits = self.head(out)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            loss = token_cross_entropy(logits, targets)
         return logits, loss
 
     @torch.no_grad()
