@@ -135,11 +135,10 @@ def attention(
     """
     if not fused:
         return scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal, dropout_p=dropout_p)
-    if is_causal and mask is not None:
+    if is_causal and (mask is not None or q.size(-2) != k.size(-2)):
+        # SDPA takes is_causal or a mask, not both, and aligns its causal diagonal top-left; we want
+        # bottom-right (cache semantics), so build the mask ourselves in those cases.
         mask, is_causal = combine_masks(mask, causal_mask(q.size(-2), k.size(-2), device=q.device)), False
-    if is_causal and q.size(-2) != k.size(-2):
-        # SDPA's is_causal aligns the diagonal top-left; we want bottom-right (cache semantics).
-        mask, is_causal = causal_mask(q.size(-2), k.size(-2), device=q.device), False
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
     if mask is not None:
         # Zero rows that had no key to attend to (some kernels return NaN or a mean there).
