@@ -1,17 +1,38 @@
 """The benchmark runs end to end on CPU (timings are printed, never asserted)."""
 import pytest
+import torch
 
 from tfmcourse import bench
 from tfmcourse.cli import main as cli_main
 
 
 def test_bench_small_runs_and_prints_ratios(capsys):
-    assert bench.main(["--small", "--steps", "1", "--warmup", "1"]) == 0
+    assert bench.main(["--small", "--steps", "2", "--rounds", "2", "--warmup", "1"]) == 0
     out = capsys.readouterr().out
     for row in ("tfmcourse GPT", "torch nn.TransformerEncoder GPT", "tfmcourse ViT", "torch nn.TransformerEncoder ViT",
-                "eager/manual-attn"):
+                "eager/manual-attn", "2 measured steps in 2 interleaved rounds"):
         assert row in out
-    assert out.count("x\n") == 2 and out.count("manual (teaching) attention") == 2
+    for family in ("GPT", "ViT"):
+        assert f"tfmcourse {family} [eager] / torch nn.TransformerEncoder {family} [eager]:" in out
+        assert f"tfmcourse {family}: manual (teaching) attention costs" in out
+
+
+def test_interleaved_rounds_time_every_entry_each_round():
+    gc, vc, bg, bv = bench.sizes(small=True)
+    tiny = bench.ViTConfig(image_size=16, patch_size=8, n_classes=10, d_model=32, n_layers=1, n_heads=2)
+    group = [e for e in bench.entries(gc, tiny, ["eager"], ["vit"], peers=True)]
+    results = bench.measure_group(group, gc, tiny, (bg, 4), torch.device("cpu"), steps=6, warmup=1, rounds=3)
+    assert [r.entry for r in results] == group
+    for r in results:
+        assert r.ms > 0 and r.items_per_s == pytest.approx(4 / (r.ms / 1e3)) and r.spread >= 0
+        assert r.mfu is None and r.peak_mem_gb is None  # no CUDA: no peak FLOPs or memory to report
+
+
+@pytest.mark.parametrize("name, peak", [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
+                                        ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-80GB", 312e12),
+                                        ("Some Future GPU", None)])
+def test_peak_flops_lookup(name, peak):
+    assert bench.peak_bf16_flops(name) == peak
 
 
 def test_flops_accounting_matches_gpt2_small():
@@ -24,3 +45,17 @@ def test_cli_lists_commands(capsys):
     assert cli_main(["--help"]) == 0
     assert "bench" in capsys.readouterr().out
     assert cli_main(["nonsense"]) == 2
+
+
+@pytest.mark.parametrize("module, peer", [("transformers", "_HFGPT"), ("timm", "_TimmViT")])
+def test_optional_peers_build_and_train_when_installed(module, peer):
+    pytest.importorskip(module)
+    gc = bench.GPTConfig(vocab_size=64, block_size=16, n_layers=1, n_heads=2, d_model=32)
+    vc = bench.ViTConfig(image_size=16, patch_size=8, n_classes=10, d_model=32, n_layers=1, n_heads=2)
+    model = getattr(bench, peer)(gc if peer == "_HFGPT" else vc)
+    x = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randn(2, 3, 16, 16)
+    y = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randint(0, 10, (2,))
+    logits, loss = model(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and logits.shape[-1] == (64 if peer == "_HFGPT" else 10)
+    assert sum(p.numel() for p in model.parameters()) > 0

