@@ -17,15 +17,34 @@ def test_bench_small_runs_and_prints_ratios(capsys):
         assert f"tfmcourse {family}: manual (teaching) attention costs" in out
 
 
-def test_interleaved_rounds_time_every_entry_each_round():
-    gc, vc, bg, bv = bench.sizes(small=True)
-    tiny = bench.ViTConfig(image_size=16, patch_size=8, n_classes=10, d_model=32, n_layers=1, n_heads=2)
-    group = [e for e in bench.entries(gc, tiny, ["eager"], ["vit"], peers=True)]
-    results = bench.measure_group(group, gc, tiny, (bg, 4), torch.device("cpu"), steps=6, warmup=1, rounds=3)
+TINY_GPT = bench.GPTConfig(vocab_size=64, block_size=16, n_layers=1, n_heads=2, d_model=32)
+TINY_VIT = bench.ViTConfig(image_size=16, patch_size=8, n_classes=10, d_model=32, n_layers=1, n_heads=2)
+
+
+@pytest.mark.parametrize("family", ["gpt", "vit"])
+def test_interleaved_rounds_time_every_entry(family):
+    group = bench.entries(TINY_GPT, TINY_VIT, ["eager"], [family], peers=True)
+    results = bench.measure_group(group, TINY_GPT, TINY_VIT, (2, 4), torch.device("cpu"), steps=6, warmup=1,
+                                  rounds=3)
     assert [r.entry for r in results] == group
+    n_items = 2 * 16 if family == "gpt" else 4
     for r in results:
-        assert r.ms > 0 and r.items_per_s == pytest.approx(4 / (r.ms / 1e3)) and r.spread >= 0
+        assert r.ms > 0 and r.items_per_s == pytest.approx(n_items / (r.ms / 1e3)) and r.spread >= 0
         assert r.mfu is None and r.peak_mem_gb is None  # no CUDA: no peak FLOPs or memory to report
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_every_entry_trains_under_bf16_autocast(mode):
+    """The GPU recipe (bf16 autocast; compiled or not) on CPU, for every entry and peer installed here."""
+    if mode == "compiled":
+        pytest.importorskip("torch._inductor")
+        torch._dynamo.reset()
+    group = bench.entries(TINY_GPT, TINY_VIT, [mode], ["gpt", "vit"], peers=True)
+    for family in ("gpt", "vit"):
+        fam = [e for e in group if e.family == family]
+        results = bench.measure_group(fam, TINY_GPT, TINY_VIT, (2, 4), torch.device("cpu"), steps=1, warmup=1,
+                                      rounds=1, amp=True)
+        assert all(r.ms > 0 for r in results)
 
 
 @pytest.mark.parametrize("name, peak", [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
@@ -50,9 +69,7 @@ def test_cli_lists_commands(capsys):
 @pytest.mark.parametrize("module, peer", [("transformers", "_HFGPT"), ("timm", "_TimmViT")])
 def test_optional_peers_build_and_train_when_installed(module, peer):
     pytest.importorskip(module)
-    gc = bench.GPTConfig(vocab_size=64, block_size=16, n_layers=1, n_heads=2, d_model=32)
-    vc = bench.ViTConfig(image_size=16, patch_size=8, n_classes=10, d_model=32, n_layers=1, n_heads=2)
-    model = getattr(bench, peer)(gc if peer == "_HFGPT" else vc)
+    model = getattr(bench, peer)(TINY_GPT if peer == "_HFGPT" else TINY_VIT)
     x = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randn(2, 3, 16, 16)
     y = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randint(0, 10, (2,))
     logits, loss = model(x, y)

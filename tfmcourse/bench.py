@@ -184,7 +184,7 @@ class _Run:
 
 
 def _prepare(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int], device: torch.device,
-             warmup: int) -> _Run:
+             warmup: int, amp: bool) -> _Run:
     cuda = device.type == "cuda"
     before = torch.cuda.memory_allocated() if cuda else 0
     torch.manual_seed(0)
@@ -203,7 +203,7 @@ def _prepare(entry: Entry, gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int],
         y = torch.randint(0, vc.n_classes, (B,), device=device)
 
     def step() -> None:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             _, loss = model(x, y)
         loss.backward()
         opt.step()
@@ -235,18 +235,21 @@ def _time_chunk(run: _Run, steps: int, device: torch.device) -> None:
 
 
 def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int],
-                  device: torch.device, steps: int, warmup: int, rounds: int) -> list[Result]:
+                  device: torch.device, steps: int, warmup: int, rounds: int,
+                  amp: bool | None = None) -> list[Result]:
     """Measure entries that are compared with each other, interleaved.
 
     Every entry is built and warmed up first; then each round times ``steps / rounds`` steps of every
     entry in turn (starting with a different entry each round). A slow spell of a shared machine thus
     hits all entries alike, and the ratios stay fair. The step time is the median over rounds.
+    ``amp`` (default: on CUDA) trains under bf16 autocast.
     """
     cuda = device.type == "cuda"
+    amp = cuda if amp is None else amp
     runs = []
     for e in group:
         print(f"preparing {e.name} [{e.mode}] ...", flush=True)
-        runs.append(_prepare(e, gc, vc, batch, device, warmup))
+        runs.append(_prepare(e, gc, vc, batch, device, warmup, amp))
     per_round = max(1, math.ceil(steps / rounds))
     for r in range(rounds):
         for i in range(len(runs)):
