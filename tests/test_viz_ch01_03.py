@@ -98,13 +98,17 @@ def test_position_explorer_has_one_png_frame_per_position_linked_in_the_browser(
 
 
 @pytest.mark.ch01
-def test_source_of_strips_exercise_markers():
-    from tfmcourse.attention import causal_mask as cm
+def test_source_of_shows_ungraded_code_and_refuses_exercise_answers():
+    from tfmcourse import GPT
+    from tfmcourse.attention import attention, causal_mask
+    from tfmcourse.multihead import KVCache
 
-    src = source_of(cm)
-    assert src.startswith("def causal_mask") and "BEGIN SOLUTION" not in src and "END SOLUTION" not in src
-    assert "tril" in src
-    assert "def causal_mask" in show_source(cm).data
+    src = source_of(GPT.forward_features)
+    assert src.startswith("def forward_features") and "self.blocks" in src
+    assert "def attention" in show_source(attention).data
+    for graded in (causal_mask, KVCache, KVCache.update):
+        with pytest.raises(ValueError, match=r"answer to a chapter [34] exercise"):
+            source_of(graded)
 
 
 # ---------------------------------------------------------------- chapter 2: residuals and norms
