@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from .gradebook import Submission, sha256
+from .sandbox import SANDBOX_ROOT_ENV
 
 __all__ = ["GraderProcess", "grade_submission"]
 
@@ -28,17 +30,23 @@ class GraderProcess:
     def __init__(self, max_jobs: int = 50) -> None:
         self.max_jobs, self.jobs = max_jobs, 0
         self.proc: subprocess.Popen | None = None
-        self.tmp = Path(tempfile.mkdtemp(prefix="tfm-grader-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="tfm-grader-"))  # log and results: private to the grader
         self.log_path = self.tmp / "grader.log"
+        # The sandbox folders of this process's submissions, in one place, so that they can be removed
+        # even when the runner had to be killed in the middle of a submission.
+        self.sandboxes = Path(tempfile.mkdtemp(prefix="tfm-sandboxes-"))
+        os.chmod(self.sandboxes, 0o711)  # workers pass through to their scratch folder, never list it
 
     def _start(self) -> None:
         log = open(self.log_path, "ab")
+        env = {**os.environ, SANDBOX_ROOT_ENV: str(self.sandboxes)}
         self.proc = subprocess.Popen([sys.executable, "-m", "tfmcourse.grading.runner", "--serve"], cwd=self.tmp,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env)
         log.close()
         self.jobs = 0
 
     def close(self) -> None:
+        """Stop the runner (it finishes its job first, or is killed after 5 s) and clear its sandboxes."""
         proc, self.proc = self.proc, None
         if proc is not None:
             try:
@@ -47,6 +55,11 @@ class GraderProcess:
             except Exception:
                 proc.kill()
                 proc.wait()
+        self._clear_sandboxes()
+
+    def _clear_sandboxes(self) -> None:
+        for d in self.sandboxes.glob("*"):
+            shutil.rmtree(d, ignore_errors=True)
 
     def _log_tail(self) -> str:
         try:
@@ -97,15 +110,15 @@ class GraderProcess:
         if proc is not None:
             proc.kill()
             proc.wait()
+        self._clear_sandboxes()  # a killed runner could not close the sandbox of its last submission
 
     def __enter__(self) -> "GraderProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        for f in self.tmp.glob("*"):
-            f.unlink()
-        self.tmp.rmdir()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.sandboxes, ignore_errors=True)
 
 
 def grade_submission(sub: Submission, limits: dict, timeout: float | None = None) -> dict:

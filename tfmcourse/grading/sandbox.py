@@ -30,11 +30,13 @@ from .impl import Impl
 from .notebook import Cell, NotebookError, read_cells
 from .wire import SandboxError, read_frame, write_frame
 
-__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR"]
+__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR", "SANDBOX_ROOT_ENV"]
 
 JAIL = Path(__file__).with_name("jail.py")
 REPO_DIR = stubs.PACKAGE_DIR.parent
 HIDDEN_DIR = REPO_DIR / "tests" / "hidden"
+# Parent folder for the sandboxes' folders (set by GraderProcess, so it can remove what a killed runner left).
+SANDBOX_ROOT_ENV = "TFM_SANDBOX_ROOT"
 
 
 @dataclass
@@ -107,7 +109,7 @@ class SandboxImpl(Impl):
         self.restarts, self._next_id, self._skip = 0, 0, set()
         self._failures: dict[str, int] = {}
         self._proc: subprocess.Popen | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="tfm-sandbox-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="tfm-sandbox-", dir=os.environ.get(SANDBOX_ROOT_ENV) or None))
         os.chmod(self._dir, 0o711)  # the worker may pass through to its scratch, not list it
         try:
             self.cells: list[Cell] = read_cells(self.notebook)
