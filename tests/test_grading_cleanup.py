@@ -34,3 +34,25 @@ def test_killing_the_runner_mid_submission_leaves_no_folders(tmp_path):
     folders = (g.tmp, g.sandboxes)
     g.__exit__()
     assert not any(f.exists() for f in folders)
+
+
+def test_stale_folders_of_dead_graders_are_swept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tfmcourse.grading.pool import sweep_stale_folders
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(dead.stdout), os.getpid()
+    folders = {name: tmp_path / name for name in (f"tfm-grader-{dead_pid}-old", f"tfm-sandboxes-{dead_pid}-old",
+                                                   f"tfm-grader-{dead_pid}-fresh", f"tfm-grader-{live_pid}-old",
+                                                   "tfm-grader-unrelated")}
+    for name, d in folders.items():
+        (d / "scratch0").mkdir(parents=True)
+        if not name.endswith("fresh"):
+            os.utime(d, (0, time.time() - 7200))  # untouched for two hours
+    removed = sweep_stale_folders(tmp_path)
+    assert sorted(p.name for p in removed) == [f"tfm-grader-{dead_pid}-old", f"tfm-sandboxes-{dead_pid}-old"]
+    assert [n for n, d in folders.items() if d.exists()] == [f"tfm-grader-{dead_pid}-fresh",
+                                                            f"tfm-grader-{live_pid}-old", "tfm-grader-unrelated"]

@@ -21,7 +21,39 @@ from pathlib import Path
 from .gradebook import Submission, sha256
 from .sandbox import SANDBOX_ROOT_ENV
 
-__all__ = ["GraderProcess", "grade_submission"]
+__all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders"]
+
+STALE_AFTER_S = 3600.0  # a folder of a dead grader untouched this long is surely not in use
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the folders of grader processes that were killed (``kill -9`` of a whole grading run).
+
+    Every :class:`GraderProcess` names its folders ``tfm-grader-<pid>-*`` and ``tfm-sandboxes-<pid>-*``
+    after the process that made them. A folder is removed only if that process is gone and the folder
+    has not changed for ``older_than_s`` seconds; returns what was removed.
+    """
+    root, now, removed = Path(tmpdir or tempfile.gettempdir()), time.time(), []
+    for d in [*root.glob("tfm-grader-*-*"), *root.glob("tfm-sandboxes-*-*")]:
+        pid = d.name.split("-")[2]
+        try:
+            stale = d.stat().st_uid == os.getuid() and now - d.stat().st_mtime > older_than_s
+        except OSError:
+            continue
+        if pid.isdigit() and stale and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 class GraderProcess:
@@ -30,11 +62,13 @@ class GraderProcess:
     def __init__(self, max_jobs: int = 50) -> None:
         self.max_jobs, self.jobs = max_jobs, 0
         self.proc: subprocess.Popen | None = None
-        self.tmp = Path(tempfile.mkdtemp(prefix="tfm-grader-"))  # log and results: private to the grader
+        sweep_stale_folders()
+        pid = os.getpid()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"tfm-grader-{pid}-"))  # log and results: private to the grader
         self.log_path = self.tmp / "grader.log"
         # The sandbox folders of this process's submissions, in one place, so that they can be removed
         # even when the runner had to be killed in the middle of a submission.
-        self.sandboxes = Path(tempfile.mkdtemp(prefix="tfm-sandboxes-"))
+        self.sandboxes = Path(tempfile.mkdtemp(prefix=f"tfm-sandboxes-{pid}-"))
         os.chmod(self.sandboxes, 0o711)  # workers pass through to their scratch folder, never list it
 
     def _start(self) -> None:
