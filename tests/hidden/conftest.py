@@ -5,4 +5,5 @@ By default ``impl`` is the reference package (so ``pytest tests/hidden`` checks 
 and ``tfmcourse.grading.nbgrader_check`` install their own implementation. See
 ``tfmcourse/grading/impl.py`` for the API and ``tfmcourse/grading/checks.py`` for the assertions.
 """
-from tfmcourse.grading.pytest_plugin import impl, pytest_addoption, pytest_configure  # noqa: F401
+from tfmcourse.grading.pytest_plugin import (impl, one_intra_op_thread, pytest_addoption,  # noqa: F401
+                                             pytest_configure)

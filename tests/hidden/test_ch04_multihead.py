@@ -33,16 +33,6 @@ HS = D // H
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one intra-op thread is fastest, and two OpenMP threads per grader process
-    oversubscribe a busy 2-core machine (a 16x64 matmul then takes ~30 ms instead of ~5 us)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- helpers (all run in the grader) ------------------------------------------------------------------------
 
 def rand(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:

@@ -32,15 +32,6 @@ D, H, FF = 16, 4, 32
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one intra-op thread is fastest, and two OpenMP threads per grader process
-    oversubscribe a busy 2-core machine (a 16x64 matmul then takes ~30 ms instead of ~5 us)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 _ATTN = {"in_proj_weight": "qkv.weight", "in_proj_bias": "qkv.bias", "out_proj.weight": "proj.weight",
          "out_proj.bias": "proj.bias"}
 TORCH_TO_OURS = {**{f"self_attn.{k}": f"self_attn.{v}" for k, v in _ATTN.items()},

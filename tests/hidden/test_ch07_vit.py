@@ -30,15 +30,6 @@ PATCHIFY, EMBED, VIT = "patchify", "PatchEmbedding", "ViT"
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one intra-op thread is fastest, and two OpenMP threads per grader process
-    oversubscribe a busy 2-core machine (a 16x64 matmul then takes ~30 ms instead of ~5 us)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 SMALL = dict(image_size=8, patch_size=4, in_chans=2, n_classes=3, d_model=16, n_layers=1, n_heads=2, d_ff=32)
 
 

@@ -21,10 +21,22 @@ import pytest
 from .impl import Impl, LocalImpl
 from .wire import GradingError
 
-__all__ = ["impl", "pytest_addoption", "pytest_configure", "install_provider", "Recorder", "chapter_of_item"]
+__all__ = ["impl", "one_intra_op_thread", "pytest_addoption", "pytest_configure", "install_provider", "Recorder", "chapter_of_item"]
 
 _PROVIDER = pytest.StashKey[Callable[[str], Impl]]()
 _CACHE = pytest.StashKey[dict]()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_intra_op_thread():
+    """The suites' tensors are tiny: one intra-op thread is fastest, and two OpenMP threads per grader
+    process oversubscribe a busy 2-core machine (a 16x64 matmul then takes ~30 ms instead of ~5 us)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
