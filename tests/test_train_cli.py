@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from tfmcourse.train import cli, cli_eval, cli_sample, load_checkpoint, read_metrics
 
@@ -15,14 +14,6 @@ pytestmark = pytest.mark.ch06
 
 TINY_GPT = ["--max-chars", "40000", "--n-layers", "1", "--n-heads", "2", "--d-model", "32", "--block-size", "16",
             "--batch-size", "8", "--eval-batches", "2", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def assert_one_line_error(capsys, rc: int, *fragments: str) -> str:

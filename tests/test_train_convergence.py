@@ -17,15 +17,6 @@ pytestmark = pytest.mark.ch06
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One thread per pytest worker: small models gain little from two, and two workers share two cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def train(data: tasks.TaskData, sizes: dict, *, block_size: int = 0, **config) -> Trainer:
     torch.manual_seed(0)
     model = tasks.build_model(data.kind, asdict(tasks.make_model_config(data, sizes)))

@@ -24,15 +24,6 @@ class Boom:
         raise RuntimeError("disk full")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models run fastest on one thread; two threads per pytest worker on a 2-core machine thrash.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def deterministic():
     yield
