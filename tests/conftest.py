@@ -1,5 +1,7 @@
-"""Shared test set-up: deterministic seeds, and `gpu` tests skip without CUDA."""
+"""Shared test set-up: one thread, deterministic seeds, figures closed, and `gpu` tests skip without CUDA."""
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
@@ -22,3 +24,10 @@ def pytest_collection_modifyitems(config, items):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    if "matplotlib.pyplot" in sys.modules:  # the viz tests draw many figures: free each test's
+        sys.modules["matplotlib.pyplot"].close("all")

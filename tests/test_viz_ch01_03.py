@@ -6,7 +6,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import ipywidgets as widgets  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -20,16 +19,6 @@ from tfmcourse.widgets import norms as wnorms  # noqa: E402
 from tfmcourse.widgets import positions as wpos  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_close_figures():
-    """Tiny models run faster on one thread (and do not stall when the cores are busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    plt.close("all")
 
 
 def _stack_and_control(box: widgets.VBox):

@@ -28,12 +28,6 @@ pytestmark = [pytest.mark.ch04, pytest.mark.ch05, pytest.mark.ch07]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _frames(box: widgets.VBox) -> list[widgets.Image]:
     stack = next(c for c in box.children if isinstance(c, widgets.Stack))
     return list(stack.children)

@@ -6,7 +6,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import ipywidgets as widgets  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -18,15 +17,6 @@ from tfmcourse.widgets import training as wt  # noqa: E402
 
 pytestmark = pytest.mark.ch06
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_close_figures():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    plt.close("all")
 
 
 def tiny_transformer(seed: int = 0) -> Transformer:
