@@ -7,7 +7,8 @@ bias=True, eps=1e-5)`` (sub-modules ``norm1``, ``self_attn``, ``norm2``, ``cross
 
 Every expected value is computed here, in the grader: with ``nn.TransformerDecoderLayer`` holding the same
 weights, the reference ``DecoderBlock`` (for options PyTorch's layer lacks), the schedule's formula written out
-below, and the reference ``EncoderBlock`` (a model from an earlier chapter) for ``param_groups``.
+below, and for ``param_groups`` the reference ``EncoderBlock`` (a model from an earlier chapter) and a model with a
+tied matrix (``tfmcourse.grading.fixtures.TiedLM``, built on both sides from the same seed).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torch import nn
 from tfmcourse.blocks import DecoderBlock as RefDecoderBlock
 from tfmcourse.blocks import EncoderBlock as RefEncoderBlock
 from tfmcourse.grading.checks import assert_close, assert_finite, expect_tensor
+from tfmcourse.grading.fixtures import TiedLM
 from tfmcourse.grading.impl import Ref, call, obj_spec
 from tfmcourse.grading.wire import StudentError
 from tfmcourse.optim import param_groups as ref_param_groups
@@ -254,8 +256,8 @@ def _reference_encoder(seed: int = 0) -> nn.Module:
         return RefEncoderBlock(D, H, FF)
 
 
-def _groups(impl, wd: float) -> list[dict]:
-    objects = {"model": obj_spec("EncoderBlock", D, H, FF)}
+def _groups(impl, wd: float, model: dict | None = None) -> list[dict]:
+    objects = {"model": model or obj_spec("EncoderBlock", D, H, FF)}
     try:
         n = impl.run_module(GROUPS, (Ref("model"), wd), objects=objects, calls=[call("__len__")]).output
         items = impl.run_module(GROUPS, (Ref("model"), wd), objects=objects,
@@ -308,6 +310,24 @@ def test_param_groups_cover_every_parameter_once(impl):
                       f"{sorted(names.get(k, '?') for k in extra)[:4]}"
     missing = want - got
     assert not missing, f"parameters missing from the groups: {sorted(names[k] for k in missing)[:6]}"
+
+
+@pytest.mark.points(1)
+def test_param_groups_count_a_tied_weight_once(impl):
+    """A matrix shared by two modules (a tied embedding and output head) is one parameter: it appears in one group,
+    once. (Listed twice, AdamW would update it twice per step, or refuse the groups.)"""
+    vocab = 11
+    items = _groups(impl, 0.1, obj_spec("fixture:tied_lm", vocab, D))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TiedLM(vocab, D)
+    tied = _key(model.tok_emb.weight)
+    got = Counter(_key(p) for g in items for p in g["params"])
+    assert got[tied] == 1, f"the tied (vocab, d_model) matrix appears {got[tied]} times in the groups; collect " \
+                           f"parameters so that a shared one is listed once (model.named_parameters() does)"
+    want = Counter(_key(p) for p in model.parameters())
+    assert got == want, f"the groups hold {sum(got.values())} parameters; the model has {sum(want.values())} " \
+                        f"distinct trainable parameters"
 
 
 def _train_encoder(impl, wd: float, state: dict, x, y) -> dict:

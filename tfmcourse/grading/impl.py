@@ -54,7 +54,11 @@ def attr(name: str, target: str = "main") -> dict:
 
 
 def obj_spec(name: str, *args: Any, **kwargs: Any) -> dict:
-    """An extra object to build before a scenario (``objects={"cache": obj_spec("KVCache")}``)."""
+    """An extra object to build before a scenario (``objects={"cache": obj_spec("KVCache")}``).
+
+    ``name`` is a name of the implementation's namespace, or ``"fixture:NAME"`` for a grader-defined
+    model from :mod:`tfmcourse.grading.fixtures` (e.g. ``obj_spec("fixture:tied_lm", vocab, d_model)``).
+    """
     return {"name": name, "args": list(args), "kwargs": kwargs}
 
 
