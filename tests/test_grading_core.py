@@ -194,9 +194,9 @@ def test_stubbed_package_hides_only_the_graded_chapter():
 
 # --- the sandbox ----------------------------------------------------------------------------------------------
 
-def test_sandbox_uses_namespaces_where_the_machine_allows():
+def test_sandbox_uses_namespaces_where_the_machine_allows(tmp_path):
     can = shutil.which("unshare") and subprocess.run(["unshare", "-m", "-n", "-p", "-f", "true"]).returncode == 0
-    impl = SandboxImpl(_probe_notebook(), "ch03", Limits(timeout_s=30))
+    impl = SandboxImpl(_probe_notebook(tmp_path), "ch03", Limits(timeout_s=30))
     try:
         impl.call("causal_mask", 2)
         info = impl.report()["sandbox"]
@@ -205,8 +205,8 @@ def test_sandbox_uses_namespaces_where_the_machine_allows():
     assert info["mode"] == ("namespaces" if can else "basic")
 
 
-def test_basic_mode_is_confined_or_refused():
-    impl = SandboxImpl(_probe_notebook(), "ch03", Limits(timeout_s=30, namespaces=False))
+def test_basic_mode_is_confined_or_refused(tmp_path):
+    impl = SandboxImpl(_probe_notebook(tmp_path), "ch03", Limits(timeout_s=30, namespaces=False))
     try:
         outcome = impl.outcome("causal_mask", 2)
     except SandboxError as e:
@@ -221,9 +221,8 @@ def test_basic_mode_is_confined_or_refused():
         assert outcome.ok and (report["sandbox"]["dropped_privileges"] or os.geteuid() != 0)
 
 
-def _probe_notebook():
-    from tfmcourse.grading.testing import MUTANTS_DIR
-    return MUTANTS_DIR / "ch03" / "m16_dropout_ignored.py"
+def _probe_notebook(tmp_path):
+    return write_notebook(tmp_path / "probe" / "ch03_qkv.ipynb", reference_source("ch03"))
 
 
 def test_sandbox_module_api_prerequisites_and_names(tmp_path):

@@ -19,11 +19,12 @@ import pytest
 from tfmcourse.grading import interfaces
 from tfmcourse.grading.gradebook import Submission
 from tfmcourse.grading.impl import LocalImpl
-from tfmcourse.grading.notebook import exec_cells, read_cells
+from tfmcourse.grading.notebook import exec_cells, split_cells
 from tfmcourse.grading.pool import GraderProcess
 from tfmcourse.grading.runner import run_suite
 from tfmcourse.grading.sandbox import REPO_DIR, Limits
-from tfmcourse.grading.testing import (blank_source, chapters_with_suites, mutant_files, once_per_run, reference_source,
+from tfmcourse.grading.testing import (blank_source, chapters_with_suites, mutant_files, mutant_source, once_per_run,
+                                       reference_source,
                                        write_notebook)
 
 SUITES = chapters_with_suites()
@@ -42,9 +43,9 @@ def _summary(result: dict) -> str:
 
 
 def _in_process(chapter: str, path: Path) -> dict:
-    """Grade a ``# %%`` source in this process, loaded the way the sandbox worker loads a notebook."""
+    """Grade a mutant in this process, loaded the way the sandbox worker loads a notebook."""
     prelude, _ = interfaces.reference_namespace(interfaces.prerequisites(chapter))
-    module, problems = exec_cells(read_cells(path), prelude, module_name=f"mutant_{chapter}_{path.stem}")
+    module, problems = exec_cells(split_cells(mutant_source(path)), prelude, module_name=f"mutant_{chapter}_{path.stem}")
     result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch))
     result["problems"] = problems
     return result
@@ -76,7 +77,7 @@ def _grade_sandboxed(root: Path) -> dict[str, dict]:
             (root / ch / "release").mkdir()
             (root / ch / "release" / f"{slug}.ipynb").write_bytes(_exercise(ch).read_bytes())
         if mutant_files(ch):
-            write_notebook(root / ch / "mutant" / f"{slug}.ipynb", mutant_files(ch)[0].read_text())
+            write_notebook(root / ch / "mutant" / f"{slug}.ipynb", mutant_source(mutant_files(ch)[0]))
         jobs += [Submission(d.name, str(d / f"{slug}.ipynb"), ch) for d in sorted((root / ch).iterdir())]
     limits = {**Limits(timeout_s=30).__dict__, "masks": []}
     graders = [GraderProcess(), GraderProcess()]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tfmcourse.grading import cli
-from tfmcourse.grading.testing import blank_source, mutant_files, reference_source, write_notebook
+from tfmcourse.grading.testing import blank_source, mutant_files, mutant_source, reference_source, write_notebook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chapter", default="ch03")
     a = p.parse_args(argv)
     sources = [("ref", reference_source(a.chapter)), ("blank", blank_source(a.chapter))]
-    sources += [(m.stem, m.read_text()) for m in mutant_files(a.chapter)]
+    sources += [(m.stem, mutant_source(m)) for m in mutant_files(a.chapter)]
     with tempfile.TemporaryDirectory(prefix="tfm-bench-") as tmp:
         subs = Path(tmp) / "subs"
         kinds = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["Cell", "NotebookError", "read_cells", "prepare_source", "exec_cells", "MAX_NOTEBOOK_BYTES",
+__all__ = ["Cell", "NotebookError", "read_cells", "split_cells", "prepare_source", "exec_cells", "MAX_NOTEBOOK_BYTES",
            "py_to_notebook"]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -73,8 +73,7 @@ def read_cells(path: str | Path) -> list[Cell]:
     except OSError as e:
         raise NotebookError(f"cannot read {path}: {e.strerror or e}") from None
     if path.suffix == ".py":
-        parts = re.split(r"^# %%.*$", text, flags=re.M)
-        cells = [Cell(i + 1, p.strip("\n")) for i, p in enumerate(parts) if p.strip()]
+        cells = split_cells(text)
     else:
         try:
             nb = json.loads(text)
@@ -90,6 +89,12 @@ def read_cells(path: str | Path) -> list[Cell]:
     if not cells:
         raise NotebookError(f"{path.name} has no code cells with content: nothing to grade")
     return cells
+
+
+def split_cells(text: str) -> list[Cell]:
+    """The cells of a ``# %%`` script (blank ones dropped), numbered from 1 as a notebook's would be."""
+    parts = re.split(r"^# %%.*$", text, flags=re.M)
+    return [Cell(i + 1, p.strip("\n")) for i, p in enumerate(parts) if p.strip()]
 
 
 def prepare_source(source: str) -> str:

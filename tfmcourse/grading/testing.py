@@ -17,8 +17,8 @@ from . import interfaces
 from .notebook import py_to_notebook
 from .sandbox import REPO_DIR
 
-__all__ = ["reference_source", "blank_source", "write_notebook", "mutant_files", "chapters_with_suites",
-           "once_per_run"]
+__all__ = ["reference_source", "blank_source", "write_notebook", "mutant_files", "mutant_source",
+           "chapters_with_suites", "once_per_run"]
 
 MUTANTS_DIR = REPO_DIR / "tests" / "mutants"
 
@@ -76,6 +76,16 @@ def write_notebook(path: str | Path, source: str) -> Path:
 def mutant_files(chapter: str) -> list[Path]:
     """``tests/mutants/chNN/*.py`` (files starting with ``_`` are helpers, not mutants)."""
     return sorted(p for p in (MUTANTS_DIR / chapter).glob("*.py") if not p.name.startswith("_"))
+
+
+def mutant_source(path: str | Path) -> str:
+    """A whole submission with one mistake: the reference as notebook cells, then the mutant's cells.
+
+    A mutant file holds only what it breaks (a function, or a class that overrides one method of the
+    correct class defined above it), so the mistake is all there is to read. Its chapter is its folder.
+    """
+    path = Path(path)
+    return reference_source(path.parent.name) + "\n# %%\n" + path.read_text()
 
 
 def chapters_with_suites() -> list[str]:

@@ -1,16 +1,9 @@
 """Mutant m04_bias_never_added: LayerNorm creates a bias but never adds it."""
 # %%
 import torch
-from torch import nn
 
-# %%
-class LayerNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-5, *, bias=True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
+class LayerNorm(LayerNorm):  # the correct LayerNorm from above, but for what follows
     def forward(self, x):
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         mean = xf.mean(dim=-1, keepdim=True)
@@ -18,16 +11,4 @@ class LayerNorm(nn.Module):
         y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None:
             y = y
-        return y.to(x.dtype)
-
-# %%
-class RMSNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-
-    def forward(self, x):
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))
-        y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return y.to(x.dtype)

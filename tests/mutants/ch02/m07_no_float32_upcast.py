@@ -1,16 +1,9 @@
 """Mutant m07_no_float32_upcast: both norms compute in the input dtype (float16 squares overflow)."""
 # %%
 import torch
-from torch import nn
 
-# %%
-class LayerNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-5, *, bias=True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
+class LayerNorm(LayerNorm):  # the correct LayerNorm from above, but for what follows
     def forward(self, x):
         xf = x
         mean = xf.mean(dim=-1, keepdim=True)
@@ -20,13 +13,8 @@ class LayerNorm(nn.Module):
             y = y + self.bias
         return y.to(x.dtype)
 
-# %%
-class RMSNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
 
+class RMSNorm(RMSNorm):  # the correct RMSNorm from above, but for what follows
     def forward(self, x):
         xf = x
         y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight

@@ -1,16 +1,9 @@
 """Mutant m08_not_cast_back: both norms return float32 for bfloat16/float16 inputs."""
 # %%
 import torch
-from torch import nn
 
-# %%
-class LayerNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-5, *, bias=True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
+class LayerNorm(LayerNorm):  # the correct LayerNorm from above, but for what follows
     def forward(self, x):
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         mean = xf.mean(dim=-1, keepdim=True)
@@ -20,13 +13,8 @@ class LayerNorm(nn.Module):
             y = y + self.bias
         return y
 
-# %%
-class RMSNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
 
+class RMSNorm(RMSNorm):  # the correct RMSNorm from above, but for what follows
     def forward(self, x):
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight

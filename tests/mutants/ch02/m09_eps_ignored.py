@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-# %%
+
 class LayerNorm(nn.Module):
     def __init__(self, d_model, eps=1e-5, *, bias=True):
         super().__init__()
@@ -20,7 +20,7 @@ class LayerNorm(nn.Module):
             y = y + self.bias
         return y.to(x.dtype)
 
-# %%
+
 class RMSNorm(nn.Module):
     def __init__(self, d_model, eps=1e-6):
         super().__init__()

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-# %%
+
 class LayerNorm(nn.Module):
     def __init__(self, d_model, eps=1e-5, *, bias=True):
         super().__init__()
@@ -18,16 +18,4 @@ class LayerNorm(nn.Module):
         y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None:
             y = y + self.bias
-        return y.to(x.dtype)
-
-# %%
-class RMSNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-
-    def forward(self, x):
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))
-        y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return y.to(x.dtype)

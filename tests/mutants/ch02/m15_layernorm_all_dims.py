@@ -1,16 +1,9 @@
 """Mutant m15_layernorm_all_dims: LayerNorm normalises over all dims but the first (the whole sequence)."""
 # %%
 import torch
-from torch import nn
 
-# %%
-class LayerNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-5, *, bias=True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
+class LayerNorm(LayerNorm):  # the correct LayerNorm from above, but for what follows
     def forward(self, x):
         xf = x.to(torch.promote_types(x.dtype, torch.float32))
         dims = tuple(range(1, xf.dim())) if xf.dim() > 1 else (-1,)
@@ -19,16 +12,4 @@ class LayerNorm(nn.Module):
         y = (xf - mean) * torch.rsqrt(var + self.eps) * self.weight
         if self.bias is not None:
             y = y + self.bias
-        return y.to(x.dtype)
-
-# %%
-class RMSNorm(nn.Module):
-    def __init__(self, d_model, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))
-
-    def forward(self, x):
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))
-        y = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
         return y.to(x.dtype)

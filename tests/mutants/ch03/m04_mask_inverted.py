@@ -1,22 +1,10 @@
 """Mutant m04_mask_inverted: the mask is read as True = masked out."""
 # %%
 import math
-
 import torch
 import torch.nn.functional as F
 
-# %%
-def causal_mask(T, S=None, *, device=None):
-    S = T if S is None else S
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
-# %%
-def padding_mask(lengths, S=None):
-    S = int(lengths.max()) if S is None else S
-    keep = torch.arange(S, device=lengths.device)[None, :] < lengths[:, None]
-    return keep[:, None, None, :]
-
-# %%
 def scaled_dot_product_attention(q, k, v, mask=None, *, is_causal=False, dropout_p=0.0, scale=None,
                                  return_weights=False):
     T, S, d_k = q.size(-2), k.size(-2), q.size(-1)

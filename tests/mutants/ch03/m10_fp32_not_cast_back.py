@@ -1,22 +1,10 @@
 """Mutant m10_fp32_not_cast_back: computes everything in float32 and never casts back to the input dtype."""
 # %%
 import math
-
 import torch
 import torch.nn.functional as F
 
-# %%
-def causal_mask(T, S=None, *, device=None):
-    S = T if S is None else S
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
-# %%
-def padding_mask(lengths, S=None):
-    S = int(lengths.max()) if S is None else S
-    keep = torch.arange(S, device=lengths.device)[None, :] < lengths[:, None]
-    return keep[:, None, None, :]
-
-# %%
 def scaled_dot_product_attention(q, k, v, mask=None, *, is_causal=False, dropout_p=0.0, scale=None,
                                  return_weights=False):
     q, k, v = q.float(), k.float(), v.float()

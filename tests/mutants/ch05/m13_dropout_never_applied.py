@@ -1,40 +1,10 @@
 """Mutant m13_dropout_never_applied: the block ignores dropout (no dropout in training either)."""
 # %%
-import torch
-import torch.nn.functional as F
 from torch import nn
-
 from tfmcourse.multihead import MultiHeadAttention
 from tfmcourse.norm import RMSNorm
 
-# %%
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff, *, activation="relu", dropout=0.0, bias=True):
-        super().__init__()
-        acts = {"relu": nn.ReLU, "gelu": nn.GELU}
-        if activation not in acts:
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.act = acts[activation]()
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
 
-    def forward(self, x):
-        return self.fc2(self.dropout(self.act(self.fc1(x))))
-
-# %%
-class SwiGLU(nn.Module):
-    def __init__(self, d_model, d_ff, *, dropout=0.0, bias=False):
-        super().__init__()
-        self.fc1 = nn.Linear(d_model, 2 * d_ff, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-
-    def forward(self, x):
-        gate, up = self.fc1(x).chunk(2, dim=-1)
-        return self.fc2(self.dropout(F.silu(gate) * up))
-
-# %%
 def make_norm(kind, d_model, eps, bias):
     if kind == "layernorm":
         return nn.LayerNorm(d_model, eps=eps, bias=bias)

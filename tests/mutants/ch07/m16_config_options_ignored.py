@@ -3,43 +3,10 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from tfmcourse.blocks import EncoderBlock
 from tfmcourse.norm import build_norm
-from tfmcourse.vit import ViTConfig
 
-# %%
-def patchify(images, patch_size):
-    B, C, H, W = images.shape
-    P = patch_size
-    if H % P or W % P:
-        raise ValueError(f"image size {H}x{W} is not divisible by patch_size={P}")
-    x = images.reshape(B, C, H // P, P, W // P, P)
-    x = x.permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(B, (H // P) * (W // P), C * P * P)
 
-# %%
-class PatchEmbedding(nn.Module):
-    def __init__(self, image_size, patch_size, in_chans, d_model, *, method="conv", bias=True):
-        super().__init__()
-        if method not in ("conv", "reshape"):
-            raise ValueError(f"method must be 'conv' or 'reshape', got {method!r}")
-        if image_size % patch_size:
-            raise ValueError(f"image_size={image_size} is not divisible by patch_size={patch_size}")
-        self.image_size, self.patch_size, self.in_chans, self.method = image_size, patch_size, in_chans, method
-        self.n_patches = (image_size // patch_size) ** 2
-        self.proj = nn.Conv2d(in_chans, d_model, kernel_size=patch_size, stride=patch_size, bias=bias)
-
-    def forward(self, images):
-        if images.shape[1:] != (self.in_chans, self.image_size, self.image_size):
-            raise ValueError(f"expected images of shape (B, {self.in_chans}, {self.image_size}, {self.image_size}), "
-                             f"got {tuple(images.shape)}")
-        if self.method == "conv":
-            return self.proj(images).flatten(2).transpose(1, 2)
-        w = self.proj.weight.flatten(1)
-        return F.linear(patchify(images, self.patch_size), w, self.proj.bias)
-
-# %%
 class ViT(nn.Module):
     def __init__(self, config):
         super().__init__()
