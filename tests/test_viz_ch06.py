@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from tfmcourse import Seq2SeqConfig, Transformer  # noqa: E402
 from tfmcourse.data import SEQ_VOCAB, SeqTaskDataset, collate_seq2seq  # noqa: E402
 from tfmcourse.train import LoaderBatches, TrainConfig, Trainer  # noqa: E402
+from tfmcourse.viz import seq2seq as vs  # noqa: E402
 from tfmcourse.viz import training as vt  # noqa: E402
 from tfmcourse.widgets import training as wt  # noqa: E402
 
@@ -87,10 +88,10 @@ def test_records_smooth_and_plot_history():
 
 def test_greedy_decode_and_accuracy_by_length(items):
     model = tiny_transformer()
-    srcs, tgts, preds = vt.greedy_decode(model, items, batch_size=10)
+    srcs, tgts, preds = vs.greedy_decode(model, items, batch_size=10)
     assert len(srcs) == len(tgts) == len(preds) == len(items)
     assert all(t == s[::-1] for s, t in zip(srcs, tgts))
-    acc = vt.accuracy_by_length(model, items)
+    acc = vs.accuracy_by_length(model, items)
     assert set(acc) == {len(s) for s in srcs} and all(0.0 <= v <= 1.0 for v in acc.values())
     assert model.training  # greedy_decode restores the mode
 
@@ -98,14 +99,14 @@ def test_greedy_decode_and_accuracy_by_length(items):
 def test_cross_attention_rows_are_distributions(items):
     model = tiny_transformer()
     src, tgt = items[0]
-    w = vt.cross_attention(model, src, tgt)
+    w = vs.cross_attention(model, src, tgt)
     assert w.shape == (len(tgt) + 1, len(src))
     torch.testing.assert_close(w.sum(-1), torch.ones(len(tgt) + 1))
 
 
 def test_probe_logs_scores_and_keeps_snapshots(items):
     model = tiny_transformer()
-    probe = vt.Seq2SeqProbe(items, n_show=3, attn_item=items[5])
+    probe = vs.Seq2SeqProbe(items, n_show=3, attn_item=items[5])
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, eval_every=2, log_every=2, progress=False)
     trainer = Trainer(model, LoaderBatches(items, 8, collate_fn=collate_seq2seq), cfg, device="cpu", eval_fn=probe)
     probe.step_of = lambda: trainer.step
@@ -117,13 +118,13 @@ def test_probe_logs_scores_and_keeps_snapshots(items):
     assert len(snap["examples"]) == 3 and snap["attn"].shape == (len(items[5][1]) + 1, len(items[5][0]))
     assert snap["attn_src"] == SEQ_VOCAB.decode(items[5][0])
     with pytest.raises(ValueError, match="at least one"):
-        vt.Seq2SeqProbe([])
+        vs.Seq2SeqProbe([])
 
 
 def test_probe_without_a_transformer_decoder_has_no_attention(items):
     torch.manual_seed(0)
-    probe = vt.Seq2SeqProbe(items[:4])
-    scores = probe(vt.GRUSeq2Seq(SEQ_VOCAB.size, 8))
+    probe = vs.Seq2SeqProbe(items[:4])
+    scores = probe(vs.GRUSeq2Seq(SEQ_VOCAB.size, 8))
     assert set(scores) == {"exact_match", "bleu"} and probe.snapshots[0]["attn"] is None
 
 
@@ -132,7 +133,7 @@ def test_probe_without_a_transformer_decoder_has_no_attention(items):
 
 def test_gru_seq2seq_interface_padding_and_generate():
     torch.manual_seed(0)
-    gru = vt.GRUSeq2Seq(SEQ_VOCAB.size, 12)
+    gru = vs.GRUSeq2Seq(SEQ_VOCAB.size, 12)
     a = ([3, 4, 5], [5, 4, 3])
     b = ([6, 7, 8, 9, 10], [10, 9, 8, 7, 6])
     src, tgt_in, targets = collate_seq2seq([a, b])
@@ -150,7 +151,7 @@ def test_gru_seq2seq_interface_padding_and_generate():
 def test_gru_learns_copy_of_short_sequences():
     ds = SeqTaskDataset("copy", 512, min_len=2, max_len=3, seed=0)
     torch.manual_seed(0)
-    gru = vt.GRUSeq2Seq(SEQ_VOCAB.size, 32)
+    gru = vs.GRUSeq2Seq(SEQ_VOCAB.size, 32)
     cfg = TrainConfig(steps=120, batch_size=64, lr=1e-2, warmup_steps=5, eval_every=1000, log_every=10,
                       progress=False)
     hist = Trainer(gru, LoaderBatches(ds, 64, collate_fn=collate_seq2seq), cfg, device="cpu").fit()
@@ -159,7 +160,7 @@ def test_gru_learns_copy_of_short_sequences():
 
 
 def test_plot_accuracy_by_length():
-    fig = vt.plot_accuracy_by_length({"a": {3: 1.0, 4: 0.5}, "b": {3: 0.2, 4: 0.1}}, title="t")
+    fig = vs.plot_accuracy_by_length({"a": {3: 1.0, 4: 0.5}, "b": {3: 0.2, 4: 0.1}}, title="t")
     assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["a", "b"]
 
 
@@ -190,16 +191,16 @@ def test_schedule_frames_and_explorer():
 
 def test_progress_frames_and_explorer(items):
     model = tiny_transformer()
-    probe = vt.Seq2SeqProbe(items[:5], n_show=2)
+    probe = vs.Seq2SeqProbe(items[:5], n_show=2)
     probe(model)
     probe(model)
     frames = wt.progress_frames(probe.snapshots, dpi=30)
     assert len(frames) == 2 and all(f.startswith(PNG) for f in frames)
     box = wt.progress_explorer(probe.snapshots)
     assert box.children[-1].selected_index == 1
-    gru_probe = vt.Seq2SeqProbe(items[:3])
+    gru_probe = vs.Seq2SeqProbe(items[:3])
     torch.manual_seed(0)
-    gru_probe(vt.GRUSeq2Seq(SEQ_VOCAB.size, 8))
+    gru_probe(vs.GRUSeq2Seq(SEQ_VOCAB.size, 8))
     assert wt.progress_frames(gru_probe.snapshots, dpi=30)[0].startswith(PNG)  # no attention panel
 
 

@@ -101,7 +101,7 @@ def _examples_text(examples: Sequence[tuple[str, str, str]]) -> str:
 
 
 def progress_frames(snapshots: Sequence[Mapping[str, Any]], *, dpi: int = 72) -> list[bytes]:
-    """One PNG per :class:`~tfmcourse.viz.training.Seq2SeqProbe` snapshot: cross-attention and decoded examples."""
+    """One PNG per :class:`~tfmcourse.viz.seq2seq.Seq2SeqProbe` snapshot: cross-attention and decoded examples."""
     frames = []
     for snap in snapshots:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.2, 3.5), gridspec_kw={"width_ratios": [1, 1.25]})
