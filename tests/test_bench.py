@@ -1,4 +1,6 @@
 """The benchmark runs end to end on CPU (timings are printed, never asserted)."""
+import json
+
 import pytest
 import torch
 
@@ -6,9 +8,13 @@ from tfmcourse import bench
 from tfmcourse.cli import main as cli_main
 
 
-def test_bench_small_runs_and_prints_ratios(capsys):
-    assert bench.main(["--small", "--steps", "2", "--rounds", "2", "--warmup", "1"]) == 0
+def test_bench_small_runs_and_prints_ratios(capsys, tmp_path):
+    assert bench.main(["--small", "--steps", "2", "--rounds", "2", "--warmup", "1", "--json", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert saved["torch"] == torch.__version__ and saved["setup"]["gpt"]["n_layers"] == 4
+    assert {(r["model"], r["mode"]) for r in saved["results"]} >= {("tfmcourse GPT", "eager"),
+                                                                   ("tfmcourse ViT", "eager/manual-attn")}
     for row in ("tfmcourse GPT", "torch nn.TransformerEncoder GPT", "tfmcourse ViT", "torch nn.TransformerEncoder ViT",
                 "eager/manual-attn", "2 measured steps in 2 interleaved rounds"):
         assert row in out
@@ -66,13 +72,13 @@ def test_cli_lists_commands(capsys):
     assert cli_main(["nonsense"]) == 2
 
 
-@pytest.mark.parametrize("module, peer", [("transformers", "_HFGPT"), ("timm", "_TimmViT")])
+@pytest.mark.parametrize("module, peer", [("transformers", "HFGPT2"), ("timm", "TimmViT")])
 def test_optional_peers_build_and_train_when_installed(module, peer):
     pytest.importorskip(module)
-    model = getattr(bench, peer)(TINY_GPT if peer == "_HFGPT" else TINY_VIT)
-    x = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randn(2, 3, 16, 16)
-    y = torch.randint(0, 64, (2, 16)) if peer == "_HFGPT" else torch.randint(0, 10, (2,))
+    model = getattr(bench.peers, peer)(TINY_GPT if peer == "HFGPT2" else TINY_VIT)
+    x = torch.randint(0, 64, (2, 16)) if peer == "HFGPT2" else torch.randn(2, 3, 16, 16)
+    y = torch.randint(0, 64, (2, 16)) if peer == "HFGPT2" else torch.randint(0, 10, (2,))
     logits, loss = model(x, y)
     loss.backward()
-    assert torch.isfinite(loss) and logits.shape[-1] == (64 if peer == "_HFGPT" else 10)
+    assert torch.isfinite(loss) and logits.shape[-1] == (64 if peer == "HFGPT2" else 10)
     assert sum(p.numel() for p in model.parameters()) > 0

@@ -18,18 +18,18 @@ import gc as gc_module
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from .gpt import GPT, GPTConfig
-from .multihead import MultiHeadAttention
-from .optim import make_optimizer
-from .utils import get_device, token_cross_entropy
-from .vit import ViT, ViTConfig
+from ..gpt import GPT, GPTConfig
+from ..multihead import MultiHeadAttention
+from ..optim import make_optimizer
+from ..utils import get_device
+from ..vit import ViT, ViTConfig
+from .peers import HFGPT2, TimmViT, TorchGPT, TorchViT, installed
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, for MFU; the first match counts, so
 # the PCIe/NVL variants come before the plain (SXM) name.
@@ -55,89 +55,6 @@ class Result:
     mfu: float | None
     peak_mem_gb: float | None
     spread: float = 0.0  # (slowest - fastest round) / median step time
-
-
-# ----------------------------------------------------------------------------------------------- peers
-class TorchGPT(nn.Module):
-    """A GPT built from ``nn.TransformerEncoderLayer`` (pre-LN, GELU, causal): PyTorch's own layers."""
-
-    def __init__(self, c: GPTConfig) -> None:
-        super().__init__()
-        self.tok = nn.Embedding(c.vocab_size, c.d_model)
-        self.pos = nn.Embedding(c.block_size, c.d_model)
-        layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, c.hidden, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, c.n_layers, norm=nn.LayerNorm(c.d_model),
-                                             enable_nested_tensor=False)
-        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
-        self.head.weight = self.tok.weight
-
-    def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        T = idx.size(1)
-        x = self.tok(idx) + self.pos.weight[:T]
-        mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device, dtype=x.dtype)
-        x = self.encoder(x, mask=mask, is_causal=True)
-        logits = self.head(x)
-        return logits, token_cross_entropy(logits, targets)
-
-
-class TorchViT(nn.Module):
-    """A ViT built from ``nn.TransformerEncoderLayer``."""
-
-    def __init__(self, c: ViTConfig) -> None:
-        super().__init__()
-        self.patch = nn.Conv2d(c.in_chans, c.d_model, c.patch_size, c.patch_size)
-        n = (c.image_size // c.patch_size) ** 2 + 1
-        self.cls = nn.Parameter(torch.zeros(1, 1, c.d_model))
-        self.pos = nn.Parameter(torch.zeros(1, n, c.d_model))
-        layer = nn.TransformerEncoderLayer(c.d_model, c.n_heads, c.hidden, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, c.n_layers, norm=nn.LayerNorm(c.d_model),
-                                             enable_nested_tensor=False)
-        self.head = nn.Linear(c.d_model, c.n_classes)
-
-    def forward(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.patch(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls.expand(x.size(0), -1, -1), x], 1) + self.pos
-        logits = self.head(self.encoder(x)[:, 0])
-        return logits, F.cross_entropy(logits.float(), targets)
-
-
-class _HFGPT(nn.Module):
-    def __init__(self, c: GPTConfig) -> None:
-        super().__init__()
-        from transformers import GPT2Config, GPT2LMHeadModel
-        cfg = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.d_model, n_layer=c.n_layers,
-                         n_head=c.n_heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                         bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1, attn_implementation="sdpa")
-        self.model = GPT2LMHeadModel(cfg)
-        if self.model.config._attn_implementation != "sdpa":  # a silent fallback would make the peer slow
-            raise RuntimeError(f"transformers {self.model.config._attn_implementation!r} attention, not 'sdpa'")
-
-    def forward(self, idx: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self.model(input_ids=idx).logits
-        return logits, token_cross_entropy(logits, targets)
-
-
-class _TimmViT(nn.Module):
-    def __init__(self, c: ViTConfig) -> None:
-        super().__init__()
-        import timm
-        self.model = timm.create_model("vit_base_patch16_224", pretrained=False, img_size=c.image_size,
-                                       patch_size=c.patch_size, embed_dim=c.d_model, depth=c.n_layers,
-                                       num_heads=c.n_heads, num_classes=c.n_classes, in_chans=c.in_chans)
-
-    def forward(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self.model(x)
-        return logits, F.cross_entropy(logits.float(), targets)
-
-
-def _installed(module: str) -> bool:
-    try:
-        __import__(module)
-        return True
-    except Exception:
-        return False
 
 
 def _manual_attention(model: nn.Module) -> nn.Module:
@@ -276,14 +193,14 @@ def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str],
             out.append(Entry("tfmcourse GPT", "gpt", mode, True, lambda: GPT(gc)))
             if peers:
                 out.append(Entry("torch nn.TransformerEncoder GPT", "gpt", mode, False, lambda: TorchGPT(gc)))
-                if _installed("transformers"):
-                    out.append(Entry("HF GPT2LMHeadModel (sdpa)", "gpt", mode, False, lambda: _HFGPT(gc)))
+                if installed("transformers"):
+                    out.append(Entry("HF GPT2LMHeadModel (sdpa)", "gpt", mode, False, lambda: HFGPT2(gc)))
         if "vit" in families:
             out.append(Entry("tfmcourse ViT", "vit", mode, True, lambda: ViT(vc)))
             if peers:
                 out.append(Entry("torch nn.TransformerEncoder ViT", "vit", mode, False, lambda: TorchViT(vc)))
-                if _installed("timm"):
-                    out.append(Entry("timm vit_base_patch16_224", "vit", mode, False, lambda: _TimmViT(vc)))
+                if installed("timm"):
+                    out.append(Entry("timm vit_base_patch16_224", "vit", mode, False, lambda: TimmViT(vc)))
     if "eager" in modes:  # what the teaching path costs
         if "gpt" in families:
             out.append(Entry("tfmcourse GPT", "gpt", "eager/manual-attn", True, lambda: _manual_attention(GPT(gc))))
@@ -328,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="gpt,vit", help="comma-separated: gpt, vit")
     p.add_argument("--modes", default=None, help="eager,compiled (default: both on CUDA, eager on CPU)")
     p.add_argument("--no-peers", action="store_true", help="measure tfmcourse only")
+    p.add_argument("--json", metavar="PATH", help="also write the results (device, versions, every row) as JSON")
     a = p.parse_args(argv)
     device = get_device(a.device)
     cuda = device.type == "cuda"
@@ -350,4 +268,21 @@ def main(argv: list[str] | None = None) -> int:
           f"ViT {vc.n_layers}L/{vc.n_heads}H/{vc.d_model}d {vc.image_size}px/{vc.patch_size} batch {bv}; "
           f"{steps} measured steps in {rounds} interleaved rounds after {warmup} warm-up")
     print(report(results, device))
+    if a.json:
+        write_json(a.json, results, device, dict(gpt=asdict(gc), vit=asdict(vc), gpt_batch=bg, vit_batch=bv,
+                                                 steps=steps, warmup=warmup, rounds=rounds))
     return 0
+
+
+def write_json(path: str, results: list[Result], device: torch.device, setup: dict) -> None:
+    """The run as JSON, for keeping a measured table next to the code (e.g. one file per GPU model)."""
+    import json
+    import platform
+
+    rows = [{"model": r.entry.name, "family": r.entry.family, "mode": r.entry.mode, "ours": r.entry.ours,
+             "ms_per_step": r.ms, "items_per_s": r.items_per_s, "mfu": r.mfu, "peak_mem_gb": r.peak_mem_gb,
+             "spread": r.spread} for r in results]
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    with open(path, "w") as f:
+        json.dump({"device": name, "torch": torch.__version__, "python": platform.python_version(),
+                   "setup": setup, "results": rows}, f, indent=1)
