@@ -187,25 +187,23 @@ def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple
 
 
 def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str], peers: bool) -> list[Entry]:
+    """What to measure: each family's tfmcourse model and its installed peers in every mode, plus the
+    tfmcourse models with the manual (teaching) attention path in eager mode."""
+    ours = {"gpt": ("tfmcourse GPT", lambda: GPT(gc)), "vit": ("tfmcourse ViT", lambda: ViT(vc))}
+    others = {"gpt": [("torch nn.TransformerEncoder GPT", None, lambda: TorchGPT(gc)),
+                      ("HF GPT2LMHeadModel (sdpa)", "transformers", lambda: HFGPT2(gc))],
+              "vit": [("torch nn.TransformerEncoder ViT", None, lambda: TorchViT(vc)),
+                      ("timm vit_base_patch16_224", "timm", lambda: TimmViT(vc))]}
+    fams = [f for f in ("gpt", "vit") if f in families]
     out: list[Entry] = []
     for mode in modes:
-        if "gpt" in families:
-            out.append(Entry("tfmcourse GPT", "gpt", mode, True, lambda: GPT(gc)))
-            if peers:
-                out.append(Entry("torch nn.TransformerEncoder GPT", "gpt", mode, False, lambda: TorchGPT(gc)))
-                if installed("transformers"):
-                    out.append(Entry("HF GPT2LMHeadModel (sdpa)", "gpt", mode, False, lambda: HFGPT2(gc)))
-        if "vit" in families:
-            out.append(Entry("tfmcourse ViT", "vit", mode, True, lambda: ViT(vc)))
-            if peers:
-                out.append(Entry("torch nn.TransformerEncoder ViT", "vit", mode, False, lambda: TorchViT(vc)))
-                if installed("timm"):
-                    out.append(Entry("timm vit_base_patch16_224", "vit", mode, False, lambda: TimmViT(vc)))
+        for f in fams:
+            out.append(Entry(ours[f][0], f, mode, True, ours[f][1]))
+            out += [Entry(name, f, mode, False, build) for name, lib, build in others[f]
+                    if peers and (lib is None or installed(lib))]
     if "eager" in modes:  # what the teaching path costs
-        if "gpt" in families:
-            out.append(Entry("tfmcourse GPT", "gpt", "eager/manual-attn", True, lambda: _manual_attention(GPT(gc))))
-        if "vit" in families:
-            out.append(Entry("tfmcourse ViT", "vit", "eager/manual-attn", True, lambda: _manual_attention(ViT(vc))))
+        out += [Entry(ours[f][0], f, "eager/manual-attn", True, lambda build=ours[f][1]: _manual_attention(build()))
+                for f in fams]
     return out
 
 
