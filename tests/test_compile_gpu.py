@@ -73,3 +73,30 @@ def test_torch_compile_fullgraph_on_cuda(kind):
     torch.manual_seed(0)
     _, loss_e = step(model, "cuda", torch.bfloat16)
     assert torch.isfinite(loss_c) and abs(loss_c.item() - loss_e.item()) < 5e-2
+
+
+@pytest.mark.ch06
+@pytest.mark.parametrize("kind", ["gpt-gpt2", "gpt-llama", "vit"])
+def test_training_forward_gives_sdpa_what_the_flash_kernel_needs(kind, monkeypatch):
+    """On CUDA the flash kernel runs only without a mask tensor, with q, k, v of one 16-bit dtype and a
+    contiguous last dimension. Recorded on CPU under bf16 autocast: every SDPA call of a training step."""
+    import tfmcourse.attention as attention_module
+
+    calls = []
+    real = attention_module.F.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+        calls.append(dict(mask=attn_mask is not None, causal=is_causal, dtypes={q.dtype, k.dtype, v.dtype},
+                          strides=[t.stride(-1) for t in (q, k, v)], head_dim=q.size(-1)))
+        return real(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kw)
+
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", recording)
+    if kind == "vit":
+        _vit_step(ViT(SMALL_VIT), "cpu", torch.bfloat16)
+    else:
+        recipe = getattr(GPTConfig, kind.split("-")[1])
+        _gpt_step(GPT(recipe(vocab_size=64, block_size=32, n_layers=2, n_heads=4, d_model=64)), "cpu", torch.bfloat16)
+    assert len(calls) == 2, "one fused attention call per layer"
+    for c in calls:
+        assert not c["mask"] and c["causal"] == kind.startswith("gpt"), c
+        assert c["dtypes"] == {torch.bfloat16} and c["strides"] == [1, 1, 1] and c["head_dim"] % 8 == 0, c
