@@ -19,6 +19,8 @@ Strongest set-up first (``mode == "namespaces"``), on Linux as root:
    ``RLIMIT_NPROC`` and ``kill(-1)`` only reach this worker), ``PR_SET_NO_NEW_PRIVS``, parent-death
    signal, resource limits (CPU seconds, address space, file size, processes, open files, no core),
    ``oom_score_adj`` 1000 (if the machine runs out of memory, the kernel kills workers first).
+5. Before all that, where the cgroup file system is writable, the worker moves into a cgroup of its
+   own (a child of the grader's) that caps the memory and the tasks of all its processes together.
 
 Without namespaces (not root, or a kernel that refuses) ``mode == "basic"``: the same limits and uid
 drop where possible, the stubbed package first on ``sys.path`` and a socket blocker; see SECURITY.md
@@ -38,6 +40,7 @@ CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+CGROUP_ROOT = "/sys/fs/cgroup"
 NEVER_MASK = {"/", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev", "/opt", "/var"}
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -99,6 +102,83 @@ def setup_mounts(cfg: dict, keep_fds: list[tuple[int, str]]) -> None:
     for must in ("/", os.path.dirname(scratch) or "/"):
         if not os.statvfs(must).f_flag & os.ST_RDONLY:
             raise OSError(f"could not make {must} read-only")
+
+
+def cgroup_dirs(pid: int, root: str = CGROUP_ROOT) -> dict[str, str]:
+    """Where the worker started as process ``pid`` puts itself: ``{controller: folder}``.
+
+    Each is a child of the cgroup this process is in now (read from ``/proc/self/cgroup``), so the
+    worker stays inside whatever limits the grader itself runs under. cgroup v1 has one hierarchy per
+    controller (``root/memory``, ``root/pids``); v2 one hierarchy (``root`` or ``root/unified``) for both.
+    """
+    name = f"tfm-worker-{pid}"
+    own: dict[str, str] = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for c in controllers.split(",") if controllers else ["v2"]:
+                    own[c] = path
+    except OSError:
+        return {}
+    out = {}
+    for c in ("memory", "pids"):
+        if c in own and os.path.isdir(os.path.join(root, c)):
+            out[c] = os.path.join(root, c) + own[c].rstrip("/") + "/" + name
+    if "v2" in own and len(out) < 2:
+        for base in (root, os.path.join(root, "unified")):
+            if os.path.exists(os.path.join(base, "cgroup.controllers")):
+                out["v2"] = base + own["v2"].rstrip("/") + "/" + name
+                break
+    return out
+
+
+def join_cgroups(memory_mb: int, nproc: int, root: str = CGROUP_ROOT) -> dict[str, bool]:
+    """Cap the memory and the number of processes of this process and all it starts, together.
+
+    ``RLIMIT_AS`` caps one process; the cgroup caps their sum (forked children included). Needs write
+    access to the cgroup file system (root, or a delegated v2 subtree); returns which caps are in place.
+    """
+    pid, mem = os.getpid(), str(int(memory_mb) * 2**20)
+    applied = {"memory": False, "pids": False}
+
+    def enter(folder: str, files: list[tuple[str, str]]) -> bool:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            for fname, value in files:
+                with open(os.path.join(folder, fname), "w") as f:
+                    f.write(value)
+            with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+            return True
+        except OSError:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+            return False
+
+    dirs = cgroup_dirs(pid, root)
+    if "memory" in dirs:
+        swap = "memory.memsw.limit_in_bytes"
+        extra = [(swap, mem)] if os.path.exists(os.path.join(os.path.dirname(dirs["memory"]), swap)) else []
+        applied["memory"] = enter(dirs["memory"], [("memory.limit_in_bytes", mem), *extra])
+    tasks = str(int(nproc) + 2)  # the worker's threads and children, plus pid 1 and its launcher
+    if "pids" in dirs:
+        applied["pids"] = enter(dirs["pids"], [("pids.max", tasks)])
+    if "v2" in dirs:
+        parent = os.path.dirname(dirs["v2"])
+        want = [c for c in ("memory", "pids") if not applied[c]]
+        try:
+            with open(os.path.join(parent, "cgroup.subtree_control"), "w") as f:
+                f.write(" ".join(f"+{c}" for c in want))
+        except OSError:
+            pass  # not delegated to us, or the parent holds processes: enter() below then fails
+        files = ([("memory.max", mem), ("memory.swap.max", "0")] if "memory" in want else []) + \
+                ([("pids.max", tasks)] if "pids" in want else [])
+        if enter(dirs["v2"], files):
+            applied.update({c: True for c in want})
+    return applied
 
 
 def _traversable_by_others(path: str) -> bool:
@@ -164,6 +244,7 @@ def main(argv: list[str]) -> int:
             f.write("1000")
     except OSError:
         pass
+    cgroups = join_cgroups(cfg["limits"]["memory_mb"], cfg["limits"]["nproc"]) if os.geteuid() == 0 else {}
     mode = "basic"
     if cfg.get("namespaces", True) and os.geteuid() == 0 and sys.platform.startswith("linux"):
         if _libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) == 0:
@@ -198,7 +279,8 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(cfg["stub_package"]).parent))
     if mode == "basic":
         block_sockets()
-    info = {"mode": mode, "uid": os.getuid() if dropped else None, "dropped_privileges": dropped}
+    info = {"mode": mode, "uid": os.getuid() if dropped else None, "dropped_privileges": dropped,
+            "cgroups": cgroups}
     if fatal:
         info["fatal"] = fatal
     elif os.geteuid() == 0 and mode == "basic":

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import interfaces, stubs
 from .impl import Impl
+from .jail import cgroup_dirs
 from .notebook import Cell, NotebookError, read_cells
 from .wire import SandboxError, read_frame, write_frame
 
@@ -71,6 +72,20 @@ def _repo_masks() -> list[Path]:
     hidden = Path(os.environ.get("TFM_HIDDEN_TESTS") or HIDDEN_DIR)
     is_checkout = (REPO_DIR / "pyproject.toml").exists() or (REPO_DIR / ".git").exists()
     return [REPO_DIR, hidden] if is_checkout else [hidden]
+
+
+def _remove_cgroups(pid: int) -> None:
+    """Remove the cgroup folders of the (dead) worker started as ``pid``; a folder empties as its last
+    process is reaped, so try a few times."""
+    for folder in cgroup_dirs(pid).values():
+        for _ in range(20):
+            try:
+                os.rmdir(folder)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 def _kill_uid(uid: int) -> None:
@@ -169,6 +184,7 @@ class SandboxImpl(Impl):
                 pass
             proc.wait()
         _kill_uid(1_000_000 + proc.pid)  # whatever escaped the process group (setsid, cleared pdeathsig)
+        _remove_cgroups(proc.pid)
         if code is None:
             return ""
         if code < 0 or code > 128:
