@@ -104,3 +104,23 @@ def test_sandbox_worker_reports_its_caps_and_leaves_no_cgroup(tmp_path):
         impl.close()
     assert info["cgroups"] == {"memory": True, "pids": True}
     assert not any(os.path.exists(d) for d in jail.cgroup_dirs(pid).values())
+
+
+@pytest.mark.skipif(not _v1_writable(), reason="needs root and writable cgroup v1 memory/pids hierarchies")
+def test_empty_cgroups_of_dead_workers_are_swept():
+    from tfmcourse.grading.pool import sweep_stale_cgroups
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale = [Path(d) for d in jail.cgroup_dirs(dead).values()]
+    live = [Path(d) for d in jail.cgroup_dirs(os.getpid()).values()]
+    for d in stale + live:
+        d.mkdir()
+    try:
+        removed = sweep_stale_cgroups()
+        assert set(stale) <= set(removed) and not any(d.exists() for d in stale)
+        assert all(d.exists() for d in live)  # a live process's folders stay
+    finally:
+        for d in stale + live:
+            if d.exists():
+                d.rmdir()

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 from .gradebook import Submission, sha256
+from .jail import cgroup_dirs
 from .sandbox import SANDBOX_ROOT_ENV
 
-__all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders"]
+__all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders", "sweep_stale_cgroups"]
 
 STALE_AFTER_S = 3600.0  # a folder of a dead grader untouched this long is surely not in use
 
@@ -56,6 +57,25 @@ def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = 
     return removed
 
 
+def sweep_stale_cgroups() -> list[Path]:
+    """Remove the empty cgroup folders of workers that are gone (left when a whole grading run was killed).
+
+    They sit next to where this process's workers would put theirs (``tfm-worker-<pid>``); a folder of
+    a live worker is never touched, and one that still holds a process cannot be removed.
+    """
+    removed = []
+    for parent in {Path(d).parent for d in cgroup_dirs(os.getpid()).values()}:
+        for d in parent.glob("tfm-worker-*"):
+            pid = d.name.rsplit("-", 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                try:
+                    d.rmdir()
+                    removed.append(d)
+                except OSError:
+                    pass
+    return removed
+
+
 class GraderProcess:
     """One long-lived grader subprocess; :meth:`grade` is not thread-safe (one caller at a time)."""
 
@@ -63,6 +83,7 @@ class GraderProcess:
         self.max_jobs, self.jobs = max_jobs, 0
         self.proc: subprocess.Popen | None = None
         sweep_stale_folders()
+        sweep_stale_cgroups()
         pid = os.getpid()
         self.tmp = Path(tempfile.mkdtemp(prefix=f"tfm-grader-{pid}-"))  # log and results: private to the grader
         self.log_path = self.tmp / "grader.log"
@@ -145,6 +166,8 @@ class GraderProcess:
             proc.kill()
             proc.wait()
         self._clear_sandboxes()  # a killed runner could not close the sandbox of its last submission
+        time.sleep(0.2)  # its worker dies with it (parent-death signal); then its cgroup is empty
+        sweep_stale_cgroups()
 
     def __enter__(self) -> "GraderProcess":
         return self
