@@ -1,6 +1,7 @@
 """Grading leaves no folders behind, even when a grader process has to be killed mid-submission."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tfmcourse.grading.gradebook import Submission
-from tfmcourse.grading.pool import GraderProcess
+from tfmcourse.grading.jail import cgroup_dirs
+from tfmcourse.grading.pool import GraderProcess, _alive
 from tfmcourse.grading.sandbox import Limits
 from tfmcourse.grading.testing import write_notebook
 
@@ -24,13 +26,16 @@ def test_killing_the_runner_mid_submission_leaves_no_folders(tmp_path):
     grading = threading.Thread(target=lambda: record.update(g.grade(Submission("mallory", str(nb), "ch03"), limits)))
     grading.start()
     deadline = time.monotonic() + 120
-    while not any(g.sandboxes.iterdir()) and time.monotonic() < deadline:
+    while not list(g.sandboxes.glob("*/worker.pid")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert any(g.sandboxes.iterdir()), "the runner made no sandbox folder under the grader's sandbox root"
+    pids = [int(f.read_text()) for f in g.sandboxes.glob("*/worker.pid")]
+    assert pids, "the runner started no sandbox worker under the grader's sandbox root"
     g.proc.kill()  # as if the runner crashed while the student's loop runs
     grading.join(60)
     assert record["status"] == "error" and "not the student's fault" in record["problems"][0]
     assert not any(g.sandboxes.iterdir()), "the killed runner's sandbox folder was left behind"
+    assert not any(_alive(pid) for pid in pids), "the worker outlived the runner that started it"
+    assert not any(os.path.exists(d) for pid in pids for d in cgroup_dirs(pid).values()), "its cgroups were left"
     folders = (g.tmp, g.sandboxes)
     g.__exit__()
     assert not any(f.exists() for f in folders)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .gradebook import Submission, sha256
 from .jail import cgroup_dirs
-from .sandbox import SANDBOX_ROOT_ENV
+from .sandbox import SANDBOX_ROOT_ENV, remove_cgroups
 
 __all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders", "sweep_stale_cgroups"]
 
@@ -57,23 +57,28 @@ def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = 
     return removed
 
 
-def sweep_stale_cgroups() -> list[Path]:
-    """Remove the empty cgroup folders of workers that are gone (left when a whole grading run was killed).
+def sweep_stale_cgroups(wait_s: float = 0.0) -> list[Path]:
+    """Remove the empty cgroup folders of workers that are gone (left when a grader was killed).
 
     They sit next to where this process's workers would put theirs (``tfm-worker-<pid>``); a folder of
-    a live worker is never touched, and one that still holds a process cannot be removed.
+    a live worker is never touched, and one that still holds a process cannot be removed. A folder
+    empties a moment after its last process dies: ``wait_s`` keeps trying that long.
     """
-    removed = []
-    for parent in {Path(d).parent for d in cgroup_dirs(os.getpid()).values()}:
-        for d in parent.glob("tfm-worker-*"):
-            pid = d.name.rsplit("-", 1)[1]
-            if pid.isdigit() and not _alive(int(pid)):
-                try:
-                    d.rmdir()
-                    removed.append(d)
-                except OSError:
-                    pass
-    return removed
+    removed, deadline = [], time.monotonic() + wait_s
+    while True:
+        left = []
+        for parent in {Path(d).parent for d in cgroup_dirs(os.getpid()).values()}:
+            for d in parent.glob("tfm-worker-*"):
+                pid = d.name.rsplit("-", 1)[1]
+                if pid.isdigit() and not _alive(int(pid)):
+                    try:
+                        d.rmdir()
+                        removed.append(d)
+                    except OSError:
+                        left.append(d)
+        if not left or time.monotonic() > deadline:
+            return removed
+        time.sleep(0.05)
 
 
 class GraderProcess:
@@ -165,9 +170,15 @@ class GraderProcess:
         if proc is not None:
             proc.kill()
             proc.wait()
-        self._clear_sandboxes()  # a killed runner could not close the sandbox of its last submission
-        time.sleep(0.2)  # its worker dies with it (parent-death signal); then its cgroup is empty
-        sweep_stale_cgroups()
+        # A killed runner could not close the sandbox of its last submission: its worker dies with it
+        # (parent-death signal); wait for that, then remove the worker's cgroups and folders.
+        workers = [int(t) for f in self.sandboxes.glob("*/worker.pid") if (t := f.read_text().strip()).isdigit()]
+        deadline = time.monotonic() + 2.0
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in workers:
+            remove_cgroups(pid)
+        self._clear_sandboxes()
 
     def __enter__(self) -> "GraderProcess":
         return self

@@ -31,7 +31,7 @@ from .jail import cgroup_dirs
 from .notebook import Cell, NotebookError, read_cells
 from .wire import SandboxError, read_frame, write_frame
 
-__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR", "SANDBOX_ROOT_ENV"]
+__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR", "SANDBOX_ROOT_ENV", "remove_cgroups"]
 
 JAIL = Path(__file__).with_name("jail.py")
 REPO_DIR = stubs.PACKAGE_DIR.parent
@@ -74,7 +74,7 @@ def _repo_masks() -> list[Path]:
     return [REPO_DIR, hidden] if is_checkout else [hidden]
 
 
-def _remove_cgroups(pid: int) -> None:
+def remove_cgroups(pid: int) -> None:
     """Remove the cgroup folders of the (dead) worker started as ``pid``; a folder empties as its last
     process is reaped, so try a few times."""
     for folder in cgroup_dirs(pid).values():
@@ -159,6 +159,7 @@ class SandboxImpl(Impl):
             os.close(up_r)
             os.close(down_w)
         self._w, self._r = up_w, down_r
+        (self._dir / "worker.pid").write_text(str(self._proc.pid))  # for cleaning up if this process is killed
         hello = self._read(time.monotonic() + lim.startup_timeout_s, "starting the sandbox")
         self.info = hello.get("hello", {}) if isinstance(hello, dict) else {}
         if self.info.get("fatal"):
@@ -184,7 +185,7 @@ class SandboxImpl(Impl):
                 pass
             proc.wait()
         _kill_uid(1_000_000 + proc.pid)  # whatever escaped the process group (setsid, cleared pdeathsig)
-        _remove_cgroups(proc.pid)
+        remove_cgroups(proc.pid)
         if code is None:
             return ""
         if code < 0 or code > 128:
