@@ -9,7 +9,8 @@ from tfmcourse.cli import main as cli_main
 
 
 def test_bench_small_runs_and_prints_ratios(capsys, tmp_path):
-    assert bench.main(["--small", "--steps", "2", "--rounds", "2", "--warmup", "1", "--json", str(tmp_path / "b.json")]) == 0
+    args = ["--small", "--steps", "2", "--rounds", "2", "--warmup", "1", "--json", str(tmp_path / "b.json")]
+    assert bench.main(args) == 0
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "b.json").read_text())
     assert saved["torch"] == torch.__version__ and saved["setup"]["gpt"]["n_layers"] == 4

@@ -38,7 +38,8 @@ def test_v2_layout_gets_limits_and_the_process(tmp_path):
     own = next(line.split(":", 2)[2].strip() for line in open("/proc/self/cgroup") if line.startswith("0::"))
     _fake_tree(tmp_path, own)
     # A subprocess, so that only the fake tree is written: no real cgroup is touched.
-    code = f"import json; from tfmcourse.grading import jail; print(json.dumps(jail.join_cgroups(64, 5, root={str(tmp_path)!r})))"
+    code = ("import json; from tfmcourse.grading import jail; "
+            f"print(json.dumps(jail.join_cgroups(64, 5, root={str(tmp_path)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     dirs = jail.cgroup_dirs(0, root=str(tmp_path))
     worker = Path(dirs["v2"]).parent / next(p.name for p in Path(dirs["v2"]).parent.iterdir() if p.is_dir())

@@ -236,7 +236,7 @@ def main(argv: list[str]) -> int:
     rfd, wfd = cfg["fds"]
     # If the grader dies, so does this process (and with it, in namespace mode, the worker below it).
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the grader was already gone
+    if os.getppid() != cfg.get("grader_pid", os.getppid()):  # the grader was already gone
         return 1
     uid = 1_000_000 + os.getpid()
     # Paths bound back after masking, opened now (O_PATH) so they stay reachable under the masks.

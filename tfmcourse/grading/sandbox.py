@@ -140,7 +140,7 @@ class SandboxImpl(Impl):
         up_r, up_w = os.pipe()  # grader -> worker
         down_r, down_w = os.pipe()  # worker -> grader
         lim = self.limits
-        cfg = {"fds": [up_r, down_w], "scratch": str(scratch), "chapter": self.chapter,
+        cfg = {"fds": [up_r, down_w], "scratch": str(scratch), "chapter": self.chapter, "grader_pid": os.getpid(),
                "stub_package": str(stubs.stubbed_package(self.chapter)), "package_dir": str(stubs.PACKAGE_DIR),
                "namespaces": lim.namespaces, "limits": {"cpu_s": lim.cpu_s, "memory_mb": lim.memory_mb,
                                                         "output_mb": lim.output_mb, "nproc": lim.nproc,
