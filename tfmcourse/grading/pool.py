@@ -57,28 +57,23 @@ def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = 
     return removed
 
 
-def sweep_stale_cgroups(wait_s: float = 0.0) -> list[Path]:
+def sweep_stale_cgroups() -> list[Path]:
     """Remove the empty cgroup folders of workers that are gone (left when a grader was killed).
 
     They sit next to where this process's workers would put theirs (``tfm-worker-<pid>``); a folder of
-    a live worker is never touched, and one that still holds a process cannot be removed. A folder
-    empties a moment after its last process dies: ``wait_s`` keeps trying that long.
+    a live worker is never touched, and one that still holds a process cannot be removed.
     """
-    removed, deadline = [], time.monotonic() + wait_s
-    while True:
-        left = []
-        for parent in {Path(d).parent for d in cgroup_dirs(os.getpid()).values()}:
-            for d in parent.glob("tfm-worker-*"):
-                pid = d.name.rsplit("-", 1)[1]
-                if pid.isdigit() and not _alive(int(pid)):
-                    try:
-                        d.rmdir()
-                        removed.append(d)
-                    except OSError:
-                        left.append(d)
-        if not left or time.monotonic() > deadline:
-            return removed
-        time.sleep(0.05)
+    removed = []
+    for parent in {Path(d).parent for d in cgroup_dirs(os.getpid()).values()}:
+        for d in parent.glob("tfm-worker-*"):
+            pid = d.name.rsplit("-", 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                try:
+                    d.rmdir()
+                    removed.append(d)
+                except OSError:
+                    pass
+    return removed
 
 
 class GraderProcess:
@@ -107,19 +102,13 @@ class GraderProcess:
 
     def close(self) -> None:
         """Stop the runner (it finishes its job first, or is killed after 5 s) and clear its sandboxes."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
+        if self.proc is not None:
             try:
-                proc.stdin.close()
-                proc.wait(timeout=5)
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
             except Exception:
-                proc.kill()
-                proc.wait()
-        self._clear_sandboxes()
-
-    def _clear_sandboxes(self) -> None:
-        for d in self.sandboxes.glob("*"):
-            shutil.rmtree(d, ignore_errors=True)
+                pass
+        self._kill()
 
     def _log_tail(self) -> str:
         try:
@@ -166,19 +155,21 @@ class GraderProcess:
         return record
 
     def _kill(self) -> None:
+        """Kill the runner if it still runs, and remove whatever sandbox it could not close."""
         proc, self.proc = self.proc, None
-        if proc is not None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        # A killed runner could not close the sandbox of its last submission: its worker dies with it
-        # (parent-death signal); wait for that, then remove the worker's cgroups and folders.
+        # A killed runner leaves the sandbox of its last submission: its worker dies with it (parent-death
+        # signal); wait for that, then remove the worker's cgroups and folders.
         workers = [int(t) for f in self.sandboxes.glob("*/worker.pid") if (t := f.read_text().strip()).isdigit()]
         deadline = time.monotonic() + 2.0
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.02)
         for pid in workers:
             remove_cgroups(pid)
-        self._clear_sandboxes()
+        for d in self.sandboxes.glob("*"):
+            shutil.rmtree(d, ignore_errors=True)
 
     def __enter__(self) -> "GraderProcess":
         return self
