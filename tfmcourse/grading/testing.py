@@ -113,3 +113,29 @@ def once_per_run(tmp_path_factory: Any, name: str, compute: Callable[[Path], dic
             work.mkdir()
             done.write_text(json.dumps(compute(work)))
         return json.loads(done.read_text())
+
+
+def grade_in_process(chapter: str, source: str, module_name: str = "submission") -> dict:
+    """Grade ``source`` (``# %%`` cells) in this process, loaded the way the sandbox worker loads a
+    notebook (earlier chapters' names from the reference); the result of :func:`~.runner.run_suite`
+    plus the loading ``problems``."""
+    from .impl import LocalImpl
+    from .notebook import exec_cells, split_cells
+    from .runner import run_suite
+
+    prelude, _ = interfaces.reference_namespace(interfaces.prerequisites(chapter))
+    module, problems = exec_cells(split_cells(source), prelude, module_name=module_name)
+    result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch))
+    result["problems"] = problems
+    return result
+
+
+def mutant_stats(chapter: str) -> list[dict]:
+    """Per mutant of ``chapter``: its description, score and the ids of the tests it fails."""
+    rows = []
+    for path in mutant_files(chapter):
+        r = grade_in_process(chapter, mutant_source(path), module_name=f"mutant_{chapter}_{path.stem}")
+        doc = path.read_text().splitlines()[0].strip('"')
+        rows.append({"mutant": path.stem, "doc": doc, "score": r["score"], "max_score": r["max_score"],
+                     "failed": [t["id"] for t in r["tests"] if t["outcome"] != "passed"]})
+    return rows

@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""How many hidden tests each single-mistake mutant fails, per chapter (one mistake should cost one idea).
+
+    .venv/bin/python tools/mutant_stats.py ch03 [ch04 ...]      # default: every chapter with a suite
+    .venv/bin/python tools/mutant_stats.py ch03 -v              # also list the failing tests
+
+Prints, per mutant, its score and the number of failing tests; per chapter the median and maximum.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+from tfmcourse.grading.testing import chapters_with_suites, mutant_stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("chapters", nargs="*")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    for ch in a.chapters or chapters_with_suites():
+        rows = mutant_stats(ch)
+        counts = [len(r["failed"]) for r in rows]
+        for r in rows:
+            flag = "  FULL MARKS" if r["score"] >= r["max_score"] else ""
+            print(f"{ch} {r['mutant']:<36} {r['score']:>5g}/{r['max_score']:<4g} fails {len(r['failed']):>2}{flag}")
+            if a.verbose:
+                print("      " + "\n      ".join(r["failed"]))
+        if counts:
+            print(f"{ch}: {len(rows)} mutants, failing tests per mutant: median {statistics.median(counts):g}, "
+                  f"max {max(counts)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
