@@ -3,28 +3,29 @@
 The loop is nanoGPT's ``train.py`` taken apart into named steps::
 
     for step in range(steps):
-        set the learning rate (warmup + cosine)
-        for each of grad_accum micro-batches:            # a big batch in small pieces
-            loss = model(*batch) under autocast          # bf16 / fp16 on CUDA
-            backward(loss / grad_accum)                  # DDP all-reduces on the last piece only
-        clip the gradient norm, optimizer step, zero the gradients
+        fetch grad_accum micro-batches, move them to the device
+        train_step(...)                                  # tfmcourse.train.step: forward under autocast,
+                                                         # token-weighted loss, backward per micro-batch,
+                                                         # unscale, clip, lr = schedule(step), step, zero
         every log_every: loss, lr, throughput -> progress bar + metrics.jsonl
-        every eval_every: validation loss and metrics, plot, checkpoint
+        every eval_every: evaluate(...) (token-weighted validation loss), metrics, plot, checkpoint
 
-Any model works whose ``forward(*batch)`` returns ``(logits, loss)`` with the loss a mean over the
-batch; the batch is a tuple of tensors whose last element holds the targets.
+The step and the evaluation are :func:`~tfmcourse.train.step.train_step` and
+:func:`~tfmcourse.train.step.evaluate` (the chapter 6 exercise), called by their module-level names here,
+so that :func:`tfmcourse.student.install` makes the Trainer run a student's own. Any model works whose
+``forward(*batch[:-1])`` returns ``(logits, ...)``; the batch is a tuple of tensors whose last element
+holds the targets (see :mod:`tfmcourse.train.step`).
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..optim import make_optimizer
@@ -33,7 +34,8 @@ from .batches import Batch, BatchSource
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig, resolve_amp_dtype
 from .distributed import all_gather_object, all_reduce_sum, dist_info
-from .schedule import set_lr, warmup_cosine_lr
+from .schedule import warmup_cosine_lr
+from .step import evaluate, train_step
 from .tracking import MetricsLog, plot_metrics, read_metrics
 
 __all__ = ["TrainConfig", "Trainer", "resolve_amp_dtype"]
@@ -93,37 +95,25 @@ class Trainer:
     def precision(self) -> str:
         return "float32" if self.amp_dtype is None else f"{str(self.amp_dtype)[6:]} autocast"
 
-    def autocast(self) -> AbstractContextManager:
-        """Mixed-precision region for forward passes (a no-op in float32)."""
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     # ------------------------------------------------------------------------------------------ one step
-    def train_step(self) -> tuple[Tensor, int, Tensor | None]:
-        """One optimizer step over ``grad_accum`` micro-batches: ``(mean loss, items, grad norm)``."""
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimizer update ``step`` (0-based): warmup, then cosine to ``final_lr``."""
         c = self.config
-        total, n_items, grad_norm = torch.zeros((), device=self.device), 0, None
-        for micro in range(c.grad_accum):
-            batch = self.train_data.next_batch()
-            n_items += self.count_items(batch)
-            batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-            # Under DDP, all-reduce gradients once per step (after the last micro-batch), not per piece.
-            last = micro == c.grad_accum - 1
-            with nullcontext() if last or self.ddp is None else self.ddp.no_sync():
-                with self.autocast():
-                    _, loss = self.engine(*batch)
-                # Each piece's loss is a mean over its items; dividing by the number of pieces makes the
-                # summed gradient the mean over the whole step, as if it were one batch.
-                self.scaler.scale(loss / c.grad_accum).backward()
-            total += loss.detach().float()
-        if c.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.scaler.step(self.optimizer)  # skipped by the scaler if fp16 gradients overflowed
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return total / c.grad_accum, n_items, grad_norm
+        return warmup_cosine_lr(step, max_lr=c.lr, min_lr=c.final_lr, warmup_steps=c.warmup_steps, total_steps=c.steps)
+
+    def train_step(self) -> tuple[dict[str, Any], int]:
+        """One optimizer step over ``grad_accum`` micro-batches: the step's result and the items it saw.
+
+        The result is :func:`~tfmcourse.train.step.train_step`'s: ``{"loss", "n_targets", "grad_norm", "lr"}``.
+        """
+        c = self.config
+        batches = [self.train_data.next_batch() for _ in range(c.grad_accum)]
+        n_items = sum(self.count_items(b) for b in batches)
+        batches = [tuple(t.to(self.device, non_blocking=True) for t in b) for b in batches]
+        # self.engine: the compiled / DDP-wrapped model (no_sync lives there); same parameters as self.model
+        out = train_step(self.engine, self.optimizer, batches, step=self.step, lr_schedule=self.lr_at,
+                         grad_clip=c.grad_clip, scaler=self.scaler, amp_dtype=self.amp_dtype)
+        return out, n_items
 
     # ------------------------------------------------------------------------------------------ the loop
     def fit(self, *, resume: str | Path | bool = False, stop_after: int | None = None) -> list[dict[str, Any]]:
@@ -158,22 +148,20 @@ class Trainer:
         t_last = t_plot = time.perf_counter()
         items = 0
         while self.step < c.steps and (stop_after is None or self.step < stop_after):
-            lr = warmup_cosine_lr(self.step, max_lr=c.lr, min_lr=c.final_lr, warmup_steps=c.warmup_steps,
-                                  total_steps=c.steps)
-            set_lr(self.optimizer, lr)
-            loss, n, grad_norm = self.train_step()
+            out, n = self.train_step()
             self.step += 1
             items += n
             bar.update(1)
             if self.step % c.log_every == 0 or self.step == c.steps:
-                loss_v, = all_reduce_sum([loss.item()], self.device)  # .item() waits for the GPU: not every step
+                loss_v, = all_reduce_sum([float(out["loss"])], self.device)  # float() waits for the GPU: not every step
                 loss_v /= self.info.world_size
+                lr = float(out["lr"])
                 now = time.perf_counter()
                 rate = items * self.info.world_size / max(now - t_last, 1e-9)
                 t_last, items = now, 0
                 r = {"step": self.step, "split": "train", "loss": loss_v, "lr": lr, f"{self.unit}_per_s": rate}
-                if grad_norm is not None:
-                    r["grad_norm"] = float(grad_norm)
+                if out.get("grad_norm") is not None:
+                    r["grad_norm"] = float(out["grad_norm"])
                 record(r)
                 bar.set_postfix_str(f"loss {loss_v:.4f} lr {lr:.2e} {_si(rate)} {self.unit}/s")
             t_pause = time.perf_counter()
@@ -201,26 +189,22 @@ class Trainer:
             plot_metrics(read_metrics(self.log_path), self.plot_path, title=self.meta.get("title", ""))
 
     # ------------------------------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Validation loss (averaged over every process's share) plus ``eval_fn`` metrics."""
-        was_training = self.model.training
-        self.model.eval()
+        """Validation loss (the mean over every counted target of every process's share) plus ``eval_fn`` metrics."""
         out: dict[str, float] = {}
         if self.val_batches is not None:
-            total, count = 0.0, 0.0
-            for batch in self.val_batches():
-                k = batch[0].shape[0]
-                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-                with self.autocast():
-                    _, loss = self.model(*batch)
-                total, count = total + loss.item() * k, count + k
-            total, count = all_reduce_sum([total, count], self.device)
+            batches = (tuple(t.to(self.device, non_blocking=True) for t in b) for b in self.val_batches())
+            res = evaluate(self.model, batches, amp_dtype=self.amp_dtype)
+            n = float(res["n_targets"])
+            total, count = all_reduce_sum([float(res["loss"]) * n if n else 0.0, n], self.device)
             if count:
                 out["loss"] = total / count
         if self.eval_fn is not None and self.info.is_main:
-            out.update(self.eval_fn(self.model))
-        self.model.train(was_training)
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                out.update(self.eval_fn(self.model))
+            self.model.train(was_training)
         return out
 
     # ------------------------------------------------------------------------------------------ checkpoints
