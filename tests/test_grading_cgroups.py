@@ -43,7 +43,7 @@ def test_v2_layout_gets_limits_and_the_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     dirs = jail.cgroup_dirs(0, root=str(tmp_path))
     worker = Path(dirs["v2"]).parent / next(p.name for p in Path(dirs["v2"]).parent.iterdir() if p.is_dir())
-    assert (worker / "memory.max").read_text() == str(64 * 2**20) and (worker / "pids.max").read_text() == "7"
+    assert (worker / "memory.max").read_text() == str(64 * 2**20) and (worker / "pids.max").read_text() == "9"
     assert (worker / "cgroup.procs").read_text().isdigit()
     assert (worker.parent / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert out.strip() == '{"memory": true, "pids": true}'  # the fake root has no v1 hierarchies
@@ -83,7 +83,7 @@ def test_caps_hold_for_all_processes_together():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     first, *rest = out.splitlines()
     assert first == "{'memory': True, 'pids': True}", out
-    assert "fork refused" in rest, out  # pids.max = 4 + 2 tasks, this process included
+    assert "fork refused" in rest, out  # pids.max = 4 + 4 tasks, this process included
     kids, killed = (int(w) for w in rest[-1].split()[1::2])
     assert kids >= 2 and killed >= 1, out  # the OOM killer took at least one of the 60 MB children
     for folder in jail.cgroup_dirs(0).values():  # tidy: the subprocess is gone, its folders are empty

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tfmcourse.grading.gradebook import Submission
+from tfmcourse.grading.intake import Submission
 from tfmcourse.grading.jail import cgroup_dirs
 from tfmcourse.grading.pool import GraderProcess, _alive
 from tfmcourse.grading.sandbox import Limits
@@ -20,7 +20,7 @@ HOSTILE = Path(__file__).parent / "hostile"
 
 def test_killing_the_runner_mid_submission_leaves_no_folders(tmp_path):
     nb = write_notebook(tmp_path / "mallory" / "ch03_qkv.ipynb", (HOSTILE / "h01_loop_at_import.py").read_text())
-    limits = {**Limits(timeout_s=30).__dict__, "masks": []}
+    limits = Limits(timeout_s=30).__dict__
     g = GraderProcess()
     record: dict = {}
     grading = threading.Thread(target=lambda: record.update(g.grade(Submission("mallory", str(nb), "ch03"), limits)))

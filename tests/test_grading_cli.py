@@ -14,7 +14,7 @@ import pytest
 
 from tfmcourse.cli import main as tfm_main
 from tfmcourse.grading import cli
-from tfmcourse.grading.gradebook import discover
+from tfmcourse.grading.intake import Intake
 from tfmcourse.grading.testing import blank_source, reference_source, write_notebook
 
 
@@ -28,12 +28,14 @@ def subs(tmp_path_factory) -> Path:
     return root
 
 
-def test_discover_layouts(subs):
-    found, chapter, warnings = discover([subs], None)
-    assert chapter == "ch03" and warnings == []
+def test_discover_layouts(subs, tmp_path):
+    intake = Intake(tmp_path)
+    found, chapter = intake.discover([subs], None)
+    assert chapter == "ch03" and intake.warnings == []
     assert [s.student for s in found] == ["ada", "bob", "dan"]
+    assert all(s.copy.startswith(str(tmp_path)) and not s.rejected for s in found)  # graded from private copies
     with pytest.raises(ValueError, match="pass --chapter"):
-        discover([subs / "dan.ipynb"], None)
+        Intake(tmp_path).discover([subs / "dan.ipynb"], None)
 
 
 def test_help_and_usage_errors(capsys, tmp_path):

@@ -1,11 +1,8 @@
 """The grading core: registry, notebook loading, wire format, the impl API (local and sandboxed), stubs."""
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
-import subprocess
 from collections import OrderedDict
 
 import pytest
@@ -17,7 +14,7 @@ from tfmcourse.grading.notebook import NotebookError, exec_cells, prepare_source
 from tfmcourse.grading.sandbox import Limits, SandboxImpl
 from tfmcourse.grading.stubs import stub_module_source, stubbed_package
 from tfmcourse.grading.testing import reference_source, write_notebook
-from tfmcourse.grading.wire import InterfaceError, MissingName, SandboxError, StudentError, dumps, loads
+from tfmcourse.grading.wire import InterfaceError, MissingName, SandboxError, StudentError
 from tfmcourse.multihead import KVCache, MultiHeadAttention
 from tfmcourse.train.schedule import warmup_cosine_lr
 
@@ -87,21 +84,6 @@ def test_exec_cells_reports_errors_and_goes_on(tmp_path):
     assert mod.b == 2 and mod.pre == 7
     assert problems[0].startswith("cell 2 (`import sys`) raised SystemExit: 3 (line 2)")
     assert "ZeroDivisionError" in problems[1]
-
-
-# --- wire ---------------------------------------------------------------------------------------------------
-
-class _Evil:
-    def __reduce__(self):
-        return (print, ("pwned",))
-
-
-def test_wire_refuses_anything_but_data():
-    assert loads(dumps({"t": torch.ones(2, dtype=torch.bfloat16), "d": torch.float64, "x": [1, 2.5, None]}))["d"] is torch.float64
-    buf = io.BytesIO()
-    torch.save({"x": _Evil()}, buf)
-    with pytest.raises(Exception):
-        loads(buf.getvalue())
 
 
 # --- the impl API on the reference ---------------------------------------------------------------------------
@@ -179,12 +161,13 @@ def test_train_scenario(ref):
 
 # --- stubs ----------------------------------------------------------------------------------------------------
 
-def test_stubbed_package_hides_only_the_graded_chapter():
-    pkg = stubbed_package("ch04")
+def test_stubbed_package_hides_only_the_graded_chapter(tmp_path):
+    pkg = stubbed_package("ch04", tmp_path)
     src = (pkg / "multihead.py").read_text()
     assert "torch.cat([self.k, k]" not in src and "is disabled while ch04 is graded" in src
     assert "masked_fill(~mask" in (pkg / "attention.py").read_text()  # ch03 stays: it is a prerequisite
     assert not list(pkg.rglob("__pycache__"))
+    assert pkg.parent.parent == tmp_path and stubbed_package("ch04", tmp_path) == pkg  # built once, reused
     ns: dict = {}
     exec(compile(stub_module_source("def f(x):\n    '''doc'''\n    return x\n", {"f"}, "m", "ch01"), "<s>", "exec"), ns)
     assert ns["f"].__tfm_stub__ and ns["f"].__doc__ == "doc"
@@ -193,17 +176,6 @@ def test_stubbed_package_hides_only_the_graded_chapter():
 
 
 # --- the sandbox ----------------------------------------------------------------------------------------------
-
-def test_sandbox_uses_namespaces_where_the_machine_allows(tmp_path):
-    can = shutil.which("unshare") and subprocess.run(["unshare", "-m", "-n", "-p", "-f", "true"]).returncode == 0
-    impl = SandboxImpl(_probe_notebook(tmp_path), "ch03", Limits(timeout_s=30))
-    try:
-        impl.call("causal_mask", 2)
-        info = impl.report()["sandbox"]
-    finally:
-        impl.close()
-    assert info["mode"] == ("namespaces" if can else "basic")
-
 
 def test_basic_mode_is_confined_or_refused(tmp_path):
     impl = SandboxImpl(_probe_notebook(tmp_path), "ch03", Limits(timeout_s=30, namespaces=False))
@@ -269,7 +241,8 @@ def test_nbgrader_check(capsys):
     exec(reference_source("ch03"), ns)
     result = nbgrader_check("ch03", ns, tests=["test_causal_mask"])
     assert result["score"] == result["max_score"] > 0
-    assert "hidden tests: 4/4 passed" in capsys.readouterr().out
+    n = len(result["tests"])
+    assert n >= 2 and f"hidden tests: {n}/{n} passed" in capsys.readouterr().out
     ns["padding_mask"] = lambda lengths, S=None: torch.ones(len(lengths), 1, 1, S or int(lengths.max()), dtype=torch.bool)
     with pytest.raises(AssertionError, match="test_padding_mask_shape_and_values"):
         nbgrader_check("ch03", ns, tests="padding_mask", verbose=False)

@@ -61,7 +61,7 @@ def _sandbox_info() -> dict:
 def _grade_hostile(root: Path) -> dict:
     """Grade all hostile submissions with an honest one in one run; return what the tests check (JSON)."""
     info = _sandbox_info()
-    if not info.get("dropped_privileges") and info.get("mode") != "namespaces":
+    if not info.get("dropped_privileges") and info.get("mode") == "basic":
         return {"skip": f"the sandbox cannot drop privileges here ({info}); hostile submissions would run unconfined"}
     subs, gradebook, results = root / "subs", root / "gradebook.csv", root / "results_ch03"
     results.mkdir(mode=0o700)
@@ -128,7 +128,7 @@ def _text(r: dict) -> str:
 def test_grading_run_completes_and_gradebook_lists_everyone(run):
     assert run["code"] == 0
     rows = {r["student"]: r for r in csv.DictReader(io.StringIO(run["gradebook"]))}
-    assert set(run["names"]) | {"honest", "zz_previous"} == set(rows)
+    assert set(run["names"]) | {"honest"} == set(rows)  # a result of an earlier class in the folder is not listed
     assert all(run["graded"][n]["status"] == "graded" for n in run["names"])
 
 
@@ -148,7 +148,7 @@ def test_hostile_submission_earns_only_its_honest_part(run, name):
     honest, marker = EXPECT[name]
     assert r["score"] == (masks if honest else 0), f"{name}: {r['score']}/{r['max_score']}\n{_text(r)}"
     if marker:
-        if run["info"].get("mode") != "namespaces" and name in ("h09_read_secrets", "h10_write_outside"):
+        if run["info"].get("mode") == "basic" and name in ("h09_read_secrets", "h10_write_outside"):
             pytest.skip("without namespaces readable/writable world paths are not hidden (see SECURITY.md)")
         assert marker in _text(r), f"{name}: expected {marker!r} in\n{_text(r)}"
     feedback = run["feedback"][name]

@@ -1,125 +1,107 @@
-"""Submissions in, results out: discovery, grading one submission, result JSON, feedback, CSV gradebook.
+"""Results out: per-student result JSON, Markdown feedback and the CSV gradebook.
 
-Layouts accepted for a folder ``DIR`` (``.ipynb``; ``.py`` with ``# %%`` cells also works):
+Submissions come in through :mod:`.intake`. Every file the grader writes goes through a temp file and
+``os.replace`` (mode 0600), so a run killed at any moment leaves complete files only; the per-student
+result JSON (``results/<key>.json``) is the commit point of a student.
 
-* ``DIR/<student>.ipynb``                       one file per student;
-* ``DIR/<student>/chNN_<slug>.ipynb``           one folder per student;
-* ``DIR/<student>/<assignment>/chNN_*.ipynb``    nbgrader's ``submitted/`` layout.
-
-A file whose own name starts with ``chNN_`` belongs to the student named by its folder. Every file
-the grader writes goes through a temp file and ``os.replace`` (mode 0600), so a run killed at any
-moment leaves complete files only; the per-student result JSON is the commit point of a student.
+A result's ``status`` is ``graded``, ``rejected`` (the submission is not a notebook the grader will
+read: a link, a folder, a special or oversized file; 0 points) or ``error`` (a fault of the grader
+itself, e.g. the sandbox could not start; retried on the next run, at most ``MAX_ATTEMPTS`` times for
+the same notebook so that no submission is regraded forever).
 """
 from __future__ import annotations
 
 import csv
-import hashlib
+import html
 import io
 import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import interfaces
+from .intake import Submission
 
-__all__ = ["Submission", "discover", "load_results", "write_gradebook", "feedback_markdown",
-           "write_text_atomic", "result_is_current"]
+__all__ = ["load_results", "write_gradebook", "feedback_markdown", "write_text_atomic", "result_is_current",
+           "previous_attempts", "csv_cell", "display_name", "MAX_ATTEMPTS", "CSV_FIELDS"]
 
-SUFFIXES = (".ipynb", ".py")
-
-
-@dataclass(frozen=True)
-class Submission:
-    student: str
-    path: str
-    chapter: str
+MAX_ATTEMPTS = 2  # grader errors on one notebook before it is left for the instructor (``--force`` retries)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name).strip("._") or "student"
+def _read_result(path: Path) -> dict | None:
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return r if isinstance(r, dict) else None
 
 
-def _student_of(path: Path) -> str:
-    return _safe(path.parent.name if interfaces.chapter_from_filename(path) else path.stem)
-
-
-def discover(paths: list[str | Path], chapter: str | None) -> tuple[list[Submission], str, list[str]]:
-    """Find submissions under ``paths``; return them, the chapter id and warnings.
-
-    Raises:
-        ValueError: no chapter given and none can be read from a file name, or nothing found.
-    """
-    files: list[tuple[Path, str | None]] = []  # (file, student if fixed by layout)
-    for p in map(Path, paths):
-        if p.is_file():
-            files.append((p, None))
-        elif p.is_dir():
-            for f in sorted(p.iterdir()):
-                if f.is_file() and f.suffix in SUFFIXES:
-                    files.append((f, _safe(p.name) if interfaces.chapter_from_filename(f) else None))
-                elif f.is_dir() and not f.name.startswith("."):
-                    nested = sorted(x for x in f.rglob("*") if x.suffix in SUFFIXES and ".ipynb_checkpoints" not in x.parts)
-                    files += [(x, _safe(f.name)) for x in nested if interfaces.chapter_from_filename(x)]
-        else:
-            raise ValueError(f"{p} does not exist")
-    if chapter is None:
-        found = next((c for f, _ in files if (c := interfaces.chapter_from_filename(f))), None)
-        if found is None:
-            raise ValueError("cannot tell the chapter from the file names; pass --chapter chNN")
-        chapter = found.id
-    ch = interfaces.get_chapter(chapter)
-    subs: dict[str, Submission] = {}
-    warnings = []
-    for f, student in files:
-        named = interfaces.chapter_from_filename(f)
-        if named is not None and named.id != ch.id:
-            continue  # another chapter's notebook
-        student = student or _student_of(f)
-        if student in subs:
-            warnings.append(f"{student}: several notebooks for {ch.id}; grading {subs[student].path}, ignoring {f}")
-            continue
-        subs[student] = Submission(student, str(f.resolve()), ch.id)
-    if not subs:
-        raise ValueError(f"no {ch.id} notebooks found in {', '.join(map(str, paths))}")
-    return sorted(subs.values(), key=lambda s: s.student), ch.id, warnings
-
-
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def previous_attempts(result_file: Path, sub: Submission) -> int:
+    """How many times this exact notebook already ended in a grader error."""
+    r = _read_result(result_file)
+    if r and r.get("status") == "error" and r.get("sha256") == sub.sha256 and r.get("notebook") == sub.path:
+        return int(r.get("attempts", 1))
+    return 0
 
 
 def result_is_current(result_file: Path, sub: Submission) -> bool:
-    """Whether ``result_file`` already holds a complete grade of this exact notebook."""
-    try:
-        r = json.loads(result_file.read_text())
-        return r.get("status") == "graded" and r.get("chapter") == sub.chapter and r.get("sha256") == sha256(sub.path)
-    except (OSError, ValueError):
+    """Whether ``result_file`` already holds the final result of this exact submission."""
+    r = _read_result(result_file)
+    if not r or r.get("chapter") != sub.chapter or r.get("student") != sub.student:
         return False
+    if sub.rejected:
+        return r.get("status") == "rejected" and r.get("rejected") == sub.rejected and r.get("notebook") == sub.path
+    if r.get("sha256") != sub.sha256:
+        return False
+    return r.get("status") == "graded" or (r.get("status") == "error" and int(r.get("attempts", 1)) >= MAX_ATTEMPTS)
 
 
-def load_results(results_dir: Path, chapter: str) -> list[dict]:
+def load_results(results_dir: Path, chapter: str, keys: set[str] | None = None) -> list[dict]:
+    """The results of ``chapter`` in ``results_dir`` (only those of ``keys`` if given), by student."""
     out = []
     for f in sorted(Path(results_dir).glob("*.json")):
-        try:
-            r = json.loads(f.read_text())
-        except (OSError, ValueError):
+        if keys is not None and f.stem not in keys:
             continue
-        if r.get("chapter") == chapter:
+        r = _read_result(f)
+        if r and r.get("chapter") == chapter and isinstance(r.get("student"), str):
             out.append(r)
-    return sorted(out, key=lambda r: r["student"])
+    return sorted(out, key=lambda r: (r["student"], r.get("key", "")))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
-CSV_FIELDS = ["student", "chapter", "score", "max_score", "percent", "status", "passed", "failed", "notebook"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def display_name(text: str) -> str:
+    """``text`` on one line: control characters, line and paragraph separators and bidirectional
+    overrides become ``\\uXXXX`` escapes, so a name can never start a new row or hide its own letters."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text: one line, and a leading ``= + - @`` (or tab/CR)
+    that would start a formula gets a ``'`` in front (formula injection)."""
+    text = display_name(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") or str(value)[:1] in ("\t", "\r") else text
+
+
+CSV_FIELDS = ["student", "lms_id", "chapter", "score", "max_score", "percent", "status", "passed", "failed",
+              "flags", "key", "notebook"]
 
 
 def write_gradebook(path: Path, results: list[dict]) -> None:
@@ -129,23 +111,33 @@ def write_gradebook(path: Path, results: list[dict]) -> None:
     w.writeheader()
     for r in results:
         passed = sum(t["outcome"] == "passed" for t in r["tests"])
-        w.writerow({"student": r["student"], "chapter": r["chapter"], "score": f"{r['score']:g}",
-                    "max_score": f"{r['max_score']:g}", "status": r["status"], "passed": passed,
-                    "percent": f"{100 * r['score'] / r['max_score']:.1f}" if r["max_score"] else "0.0",
-                    "failed": sum(t["outcome"] in ("failed", "error") for t in r["tests"]), "notebook": r["notebook"]})
+        row = {"student": r["student"], "lms_id": r.get("lms_id", ""), "chapter": r["chapter"],
+               "score": f"{r['score']:g}", "max_score": f"{r['max_score']:g}", "status": r["status"],
+               "percent": f"{100 * r['score'] / r['max_score']:.1f}" if r["max_score"] else "0.0", "passed": passed,
+               "failed": sum(t["outcome"] in ("failed", "error", "not run") for t in r["tests"]),
+               "flags": " ".join(r.get("flags", [])), "key": r.get("key", ""), "notebook": r["notebook"]}
+        w.writerow({k: csv_cell(v) for k, v in row.items()})
     write_text_atomic(Path(path), buf.getvalue())
+
+
+def _md(text: object) -> str:
+    """Student-controlled text inside Markdown: one line, no HTML."""
+    return html.escape(display_name(text), quote=False)
 
 
 def feedback_markdown(r: dict) -> str:
     """Per-student feedback: score, loading problems, then every test with its points and reason."""
     ch = interfaces.get_chapter(r["chapter"])
     pct = f" ({100 * r['score'] / r['max_score']:.0f} %)" if r["max_score"] else ""
-    lines = [f"# {ch.id} {ch.title}: feedback for {r['student']}", "",
+    lines = [f"# {ch.id} {ch.title}: feedback for {_md(r['student'])}", "",
              f"**Score: {r['score']:g} / {r['max_score']:g} points**{pct}", ""]
-    if r["status"] != "graded":
+    if r["status"] == "rejected":
+        lines += ["## Your submission could not be graded", "", f"- {_md(r.get('rejected', ''))}", ""]
+    elif r["status"] != "graded":
         lines += ["The grader could not finish grading this notebook; your instructor will re-run it.", ""]
-    if r.get("problems"):
-        lines += ["## Problems found while loading your notebook", ""] + [f"- {p}" for p in r["problems"]] + [""]
+    problems = [p for p in r.get("problems", []) if p != r.get("rejected")]
+    if problems:
+        lines += ["## Problems found while loading your notebook", ""] + [f"- {_md(p)}" for p in problems] + [""]
     failed = [t for t in r["tests"] if t["outcome"] in ("failed", "error", "not run")]
     lines += [f"## Tests ({len(r['tests']) - len(failed)} of {len(r['tests'])} passed)", ""]
     for t in r["tests"]:
@@ -153,5 +145,5 @@ def feedback_markdown(r: dict) -> str:
         title = f": {t['title']}" if t.get("title") else ""
         lines.append(f"- **{mark}** `{t['id']}` ({t['points']:g}/{t['max_points']:g}){title}")
         if t["outcome"] not in ("passed",) and t.get("reason"):
-            lines.append(f"  - why: {t['reason']}")
+            lines.append(f"  - why: {_md(t['reason'])}")
     return "\n".join(lines) + "\n"

@@ -63,15 +63,13 @@ def read_cells(path: str | Path) -> list[Cell]:
     Raises:
         NotebookError: unreadable, too large, not notebook JSON, or no code cells.
     """
+    from .intake import Rejected, read_student_file  # never follows a link, reads at most the cap
+
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            raise NotebookError(f"{path.name} is {size / 2**20:.1f} MiB; notebooks above "
-                                f"{MAX_NOTEBOOK_BYTES // 2**20} MiB are refused (clear the outputs and resubmit)")
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise NotebookError(f"cannot read {path}: {e.strerror or e}") from None
+        text = read_student_file(path, MAX_NOTEBOOK_BYTES).decode("utf-8", errors="replace")
+    except Rejected as e:
+        raise NotebookError(f"{path.name}: {e}") from None
     if path.suffix == ".py":
         cells = split_cells(text)
     else:
@@ -79,6 +77,9 @@ def read_cells(path: str | Path) -> list[Cell]:
             nb = json.loads(text)
         except json.JSONDecodeError as e:
             raise NotebookError(f"{path.name} is not valid notebook JSON (line {e.lineno}: {e.msg}); "
+                                f"open it in Jupyter, save it again and resubmit") from None
+        except (RecursionError, ValueError) as e:
+            raise NotebookError(f"{path.name} is not notebook JSON the grader can read ({type(e).__name__}); "
                                 f"open it in Jupyter, save it again and resubmit") from None
         raw = nb.get("cells") if isinstance(nb, dict) else None
         if not isinstance(raw, list):

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .gradebook import Submission, sha256
+from .intake import Submission
 from .jail import cgroup_dirs
-from .sandbox import SANDBOX_ROOT_ENV, remove_cgroups
+from .sandbox import SANDBOX_ROOT_ENV, remove_cgroups, sandbox_mode
 
-__all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders", "sweep_stale_cgroups"]
+__all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders", "sweep_stale_cgroups", "protect_from_oom"]
 
 STALE_AFTER_S = 3600.0  # a folder of a dead grader untouched this long is surely not in use
 
@@ -37,6 +37,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def protect_from_oom(pid: int | str = "self") -> None:
+    """Make a trusted process (the grader, its runners) the kernel's last choice when memory runs out;
+    workers have the highest score (1000). Lowering a score needs root; otherwise nothing changes."""
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write("-500")
+    except OSError:
+        pass
+
+
 def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = STALE_AFTER_S) -> list[Path]:
     """Remove the folders of grader processes that were killed (``kill -9`` of a whole grading run).
 
@@ -45,13 +55,15 @@ def sweep_stale_folders(tmpdir: str | Path | None = None, older_than_s: float = 
     has not changed for ``older_than_s`` seconds; returns what was removed.
     """
     root, now, removed = Path(tmpdir or tempfile.gettempdir()), time.time(), []
-    for d in [*root.glob("tfm-grader-*-*"), *root.glob("tfm-sandboxes-*-*")]:
+    for d in [*root.glob("tfm-grader-*-*"), *root.glob("tfm-sandboxes-*-*"), *root.glob("tfm-intake-*-*"),
+              *root.glob("tfmcourse-stub-ch*-*")]:
+        legacy = d.name.startswith("tfmcourse-stub-")  # world-readable copies left by older versions
         pid = d.name.split("-")[2]
         try:
             stale = d.stat().st_uid == os.getuid() and now - d.stat().st_mtime > older_than_s
         except OSError:
             continue
-        if pid.isdigit() and stale and not _alive(int(pid)):
+        if stale and (legacy or (pid.isdigit() and not _alive(int(pid)))):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
@@ -90,7 +102,8 @@ class GraderProcess:
         # The sandbox folders of this process's submissions, in one place, so that they can be removed
         # even when the runner had to be killed in the middle of a submission.
         self.sandboxes = Path(tempfile.mkdtemp(prefix=f"tfm-sandboxes-{pid}-"))
-        os.chmod(self.sandboxes, 0o711)  # workers pass through to their scratch folder, never list it
+        if sandbox_mode()[0] == "basic" and os.geteuid() == 0:
+            os.chmod(self.sandboxes, 0o711)  # basic mode: workers of their own uid pass through to their scratch
 
     def _start(self) -> None:
         log = open(self.log_path, "ab")
@@ -98,6 +111,7 @@ class GraderProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "tfmcourse.grading.runner", "--serve"], cwd=self.tmp,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env)
         log.close()
+        protect_from_oom(self.proc.pid)
         self.jobs = 0
 
     def close(self) -> None:
@@ -116,18 +130,24 @@ class GraderProcess:
         except OSError:
             return ""
 
-    def grade(self, sub: Submission, limits: dict, timeout: float | None = None) -> dict:
-        """Grade ``sub``; always returns a record (``status`` ``graded`` or ``error``)."""
+    def grade(self, sub: Submission, limits: dict, timeout: float | None = None, attempt: int = 1) -> dict:
+        """Grade ``sub``; always returns a record (``status`` ``graded``, ``rejected`` or ``error``)."""
         t0 = time.monotonic()
-        record = {"student": sub.student, "chapter": sub.chapter, "notebook": sub.path, "sha256": sha256(sub.path),
-                  "status": "error", "score": 0.0, "max_score": 0.0, "tests": [], "problems": [], "sandbox": {}}
-        timeout = timeout or 120 + 60 * float(limits.get("timeout_s", 10))
+        record = {"student": sub.student, "key": sub.key, "lms_id": sub.lms_id, "flags": list(sub.flags),
+                  "chapter": sub.chapter, "notebook": sub.path, "sha256": sub.sha256, "status": "error",
+                  "score": 0.0, "max_score": 0.0, "tests": [], "problems": list(sub.notes), "sandbox": {},
+                  "attempts": attempt}
+        if sub.rejected:
+            record["rejected"] = sub.rejected
+        timeout = timeout or (float(limits.get("budget_s", 120)) + 60
+                              + 15 * (int(limits.get("max_restarts", 8)) + 1))
         if self.proc is None or self.proc.poll() is not None or self.jobs >= self.max_jobs:
             self.close()
             self._start()
         self.jobs += 1
         out = self.tmp / f"result-{self.jobs}.json"
-        job = {"chapter": sub.chapter, "submission": sub.path, "result": str(out), "limits": limits}
+        job = {"chapter": sub.chapter, "submission": sub.copy, "rejected": sub.rejected, "result": str(out),
+               "limits": limits}
         error = None
         try:
             self.proc.stdin.write((json.dumps(job) + "\n").encode())
@@ -141,17 +161,20 @@ class GraderProcess:
             error = f"{type(e).__name__}: {e}"
         if error is not None or not out.exists():
             self._kill()
-            record["problems"] = [f"grader error (not the student's fault; re-run to retry): {error} {self._log_tail()}"]
+            record["problems"].append(f"grader error (not the student's fault; re-run to retry): {error} "
+                                      f"{self._log_tail()}")
             return record
         res = json.loads(out.read_text())
         os.unlink(out)
         report = next(iter(res.get("reports", {}).values()), {})
         record.update(status="graded" if res.get("tests") else "error", score=res["score"], max_score=res["max_score"],
-                      tests=res["tests"], problems=report.get("problems", []), sandbox=report.get("sandbox", {}),
-                      seconds=round(time.monotonic() - t0, 2))
+                      tests=res["tests"], sandbox=report.get("sandbox", {}), seconds=round(time.monotonic() - t0, 2))
+        record["problems"] += [p for p in report.get("problems", []) if p not in record["problems"]]
         if res.get("grader_error") or report.get("fatal"):
             record.update(status="error", score=0.0)
             record["problems"].append(f"grader error: {(res.get('grader_error') or report['fatal'])[-800:]}")
+        elif sub.rejected:
+            record.update(status="rejected", score=0.0)
         return record
 
     def _kill(self) -> None:

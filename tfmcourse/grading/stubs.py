@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import tfmcourse
@@ -69,21 +68,19 @@ def _fingerprint(chapter: str) -> str:
     return h.hexdigest()[:16]
 
 
-def stubbed_package(chapter: str, root: str | Path | None = None) -> Path:
-    """Build (or reuse) ``root/tfmcourse-<chapter>-<fingerprint>/tfmcourse`` and return that package dir.
+def stubbed_package(chapter: str, root: str | Path) -> Path:
+    """Build (or reuse) ``root/tfmcourse-stub-<chapter>-<fingerprint>/tfmcourse`` and return that package dir.
 
-    The copy is world-readable (the worker runs as an unprivileged user) and rebuilt whenever a source
-    file of the package changes.
+    ``root`` is a folder private to the grader (mode 0700: the copy holds every *other* chapter's
+    reference). Inside it the copy is readable (0755/0644) for the worker, which sees it bound into its
+    sandbox; it is rebuilt whenever a source file of the package changes.
     """
     ch = interfaces.get_chapter(chapter)
-    root = Path(root or tempfile.gettempdir())
+    root = Path(root)
     base = root / f"tfmcourse-stub-{ch.id}-{_fingerprint(ch.id)}"
     pkg = base / "tfmcourse"
     if (base / "READY").exists():
         return pkg
-    for old in root.glob(f"tfmcourse-stub-{ch.id}-*"):  # copies of older package versions, unused for a day
-        if time.time() - old.stat().st_mtime > 86400:
-            shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}-", dir=root))
     shutil.copytree(PACKAGE_DIR, tmp / "tfmcourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.md"))
     for module in ch.modules:
