@@ -126,8 +126,9 @@ def _diagrams():
     seq2seq = _tiny_seq2seq()
     src, tgt_in = torch.tensor([[5, 6, 7, 0]]), torch.tensor([[1, 7, 6, 5, 2]])
     masks = D.attention_masks(seq2seq, src, tgt_in)
-    labels = {"encoder": (list("567·"), list("567·")), "decoder self": (["bos", *"765", "eos"], ["bos", *"765", "eos"]),
-              "cross": (["bos", *"765", "eos"], list("567·"))}
+    labels = {"encoder self-attention\npadding": (list("567·"), list("567·")),
+              "decoder self-attention\ncausal + padding": (["bos", *"765", "eos"], ["bos", *"765", "eos"]),
+              "cross-attention\npadding": (["bos", *"765", "eos"], list("567·"))}  # titles wider than the grids
     panels = {title: (m["allowed"], *labels[title]) for title, m in zip(labels, masks.values())}
     weights = torch.softmax(torch.tensor([[0.0, 0.0, 2.0, 0.0]] * 2 + [[0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 2.0, 0.0]]), -1)
     vit = ViT(ViTConfig(image_size=8, patch_size=2, in_chans=1, n_classes=10, d_model=16, n_layers=2, n_heads=2))

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ...attention import causal_mask
 from ...multihead import MultiHeadAttention
 from ..ffn import token_influence
-from .draw import _HEADS, COLOURS, FONT, INK, MIN_FONT, _arrow, _bands, _bipartite, _canvas, _fit_height
+from .draw import _HEADS, COLOURS, FONT, INK, MIN_FONT, _arrow, _bands, _bipartite, _canvas, _fit_height, _text_width
 
 __all__ = ["attention_masks", "plot_masks", "plot_self_vs_cross", "plot_attention_example", "plot_token_mixing",
            "plot_multihead", "plot_kv_cache"]
@@ -58,7 +58,11 @@ def plot_masks(panels: dict[str, tuple[Tensor, Sequence[str], Sequence[str]]]):
     ``panels`` maps a title (may hold a line break) to ``(allowed, query labels, key labels)``, e.g. built
     from :func:`attention_masks`.
     """
-    cell = min(0.3, 5.4 / sum(len(k) + 2 for _, _, k in panels.values()))
+    # each panel's slot: its grid plus room for the next panel's row labels, or its title if that is wider
+    title_in = {t: _text_width(t, MIN_FONT, "bold") + 0.15 for t in panels}
+    cell = min(0.3, 5.9 / sum(len(k) + 2 for _, _, k in panels.values()))
+    while sum(max((len(k) + 2) * cell, title_in[t]) for t, (_, _, k) in panels.items()) > 6.0 and cell > 0.15:
+        cell -= 0.01
     rows = max(len(q) for _, q, _ in panels.values())
     long_keys = any(len(k) > 1 for _, _, ks in panels.values() for k in ks)
     head = 0.75 if long_keys else 0.35  # room for the key labels
@@ -67,6 +71,7 @@ def plot_masks(panels: dict[str, tuple[Tensor, Sequence[str], Sequence[str]]]):
     x = 0.6
     for title, (allowed, q_labels, k_labels) in panels.items():
         T, S = allowed.shape
+        x += max(0.0, title_in[title] - (S + 2) * cell) / 2  # centre a grid under a title wider than it
         for i in range(T):
             for j in range(S):
                 ax.add_patch(Rectangle((x + j * cell, top - (i + 1) * cell), cell, cell, lw=0.8, edgecolor="white",
@@ -78,7 +83,7 @@ def plot_masks(panels: dict[str, tuple[Tensor, Sequence[str], Sequence[str]]]):
                     rotation=90 if len(lab) > 1 else 0)
         ax.text(x + S * cell / 2, top + head + 0.05, title, ha="center", va="bottom", fontsize=MIN_FONT, color=INK,
                 weight="bold")
-        x += (S + 2) * cell
+        x += (S + 2) * cell + max(0.0, title_in[title] - (S + 2) * cell) / 2
     for k, (label, colour) in enumerate((("may attend", "#4c72b0"), ("masked", "#e6e6e6"))):
         ax.add_patch(Rectangle((0.6 + 2.0 * k, 0.12), 0.22, 0.22, facecolor=colour, edgecolor="#999999"))
         ax.text(0.9 + 2.0 * k, 0.23, label, ha="left", va="center", fontsize=MIN_FONT)

@@ -42,6 +42,16 @@ def _line(ax, xs, ys, *, lw: float = 1.4, color: str = INK, **kw) -> None:
     ax.plot(xs, ys, color=color, lw=lw, solid_capstyle="round", **kw)
 
 
+def _text_width(text: str, fontsize: float = MIN_FONT, weight: str = "normal") -> float:
+    """Width in inches of the widest line of ``text`` as matplotlib will draw it."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    prop = FontProperties(size=fontsize, weight=weight)
+    return max(TextToPath().get_text_width_height_descent(line, prop, ismath=False)[0]
+               for line in text.split("\n")) / 72
+
+
 def _fit_height(fig, ax, top: float, bottom: float = 0.0) -> None:
     """Crop the canvas to ``bottom .. top`` (inches), keeping one data unit = one inch."""
     fig.set_size_inches(fig.get_figwidth(), top - bottom)
