@@ -12,6 +12,8 @@ context is long and would carry no notion of "nearby".
 from __future__ import annotations
 
 import math
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -130,28 +132,67 @@ class RotaryEmbedding(nn.Module):
     The query and key at positions ``m`` and ``n`` are rotated by angles ``m θ_i`` and ``n θ_i``; their
     dot product then depends on ``m - n`` only. Call it on ``q`` and ``k`` after splitting heads.
 
+    Two layouts pair the features differently, with the same frequencies ``θ_i = base^(-2i/hs)``:
+    half-split pairs ``(x_i, x_{i+hs/2})`` (GPT-NeoX, Hugging Face LLaMA checkpoints; the default) and
+    interleaved pairs ``(x_{2i}, x_{2i+1})`` (the RoFormer paper and Meta's original LLaMA code).
+
     Args:
         head_dim: size of one head (even).
         max_len: longest sequence to precompute angles for.
         base: frequency base (10000 as in the paper).
+        interleaved: pair neighbouring features instead of the two halves.
     """
 
-    def __init__(self, head_dim: int, max_len: int, *, base: float = 10000.0) -> None:
+    def __init__(self, head_dim: int, max_len: int, *, base: float = 10000.0, interleaved: bool = False) -> None:
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"RoPE needs an even head size, got {head_dim}")
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
+        # 1 / base^(2i/hs), written as Meta's and Hugging Face's code write it (bit-identical angles)
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
         angles = torch.arange(max_len, dtype=torch.float32)[:, None] * inv_freq  # (L, hs/2)
-        self.max_len = max_len
+        self.max_len, self.interleaved = max_len, interleaved
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
+    def forward(self, q: Tensor, k: Tensor, offset: int = 0, positions: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
         """Rotate ``q`` and ``k`` ``(B, nh, T, hs)`` for positions ``offset … offset+T-1``.
 
         With a KV cache only the new tokens are passed (``offset`` = tokens already cached); the
-        cache then stores keys that are already rotated.
+        cache then stores keys that are already rotated. ``positions`` ``(T,)`` or ``(B, T)`` gives
+        each token's position explicitly instead (packed sequences, a cache that does not start at 0)
+        and takes precedence over ``offset``.
         """
         T = q.size(-2)
-        cos, sin = self.cos[offset : offset + T], self.sin[offset : offset + T]
-        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if positions is None:
+            if offset + T > self.max_len:
+                raise ValueError(f"positions up to {offset + T - 1} but RoPE tables hold {self.max_len}")
+            cos, sin = self.cos[offset : offset + T], self.sin[offset : offset + T]  # (T, hs/2)
+        else:
+            if positions.shape[-1] != T or positions.dim() not in (1, 2):
+                raise ValueError(f"positions must have shape (T,) or (B, T) with T={T}, got {tuple(positions.shape)}")
+            if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= self.max_len):
+                raise ValueError(f"positions must lie in [0, {self.max_len}), got "
+                                 f"[{int(positions.min())}, {int(positions.max())}]")
+            cos, sin = self.cos[positions], self.sin[positions]  # (T, hs/2) or (B, T, hs/2)
+            if positions.dim() == 2:
+                cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, hs/2): broadcast over heads
+        if self.interleaved:  # rotate (x_2i, x_2i+1) as the half-split pair (x'_i, x'_i+hs/2)
+            q, k = _halves(q), _halves(k)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return (_interleave(q), _interleave(k)) if self.interleaved else (q, k)
+
+    def at(self, positions: Tensor) -> Callable[..., tuple[Tensor, Tensor]]:
+        """This RoPE bound to explicit ``positions``; pass it where a ``rope`` argument is taken."""
+        return partial(self.forward, positions=positions)
+
+
+def _halves(x: Tensor) -> Tensor:
+    """``(x0, x1, x2, x3, …)`` -> ``(x0, x2, …, x1, x3, …)``: interleaved pairs become half-split pairs."""
+    return torch.cat((x[..., 0::2], x[..., 1::2]), dim=-1)
+
+
+def _interleave(x: Tensor) -> Tensor:
+    """Inverse of :func:`_halves`."""
+    a, b = x.chunk(2, dim=-1)
+    return torch.stack((a, b), dim=-1).flatten(-2)

@@ -7,21 +7,25 @@ sense.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["FeedForward", "SwiGLU", "build_ffn"]
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+# "gelu_tanh" is the tanh approximation of GELU that GPT-2 was trained with (Hugging Face's "gelu_new").
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": partial(nn.GELU, approximate="tanh")}
 
 
 class FeedForward(nn.Module):
-    """``fc2(dropout(act(fc1(x))))`` with ``act`` ReLU (original paper) or GELU (GPT-2, ViT).
+    """``fc2(dropout(act(fc1(x))))`` with ``act`` ReLU (original paper) or GELU (BERT, ViT; GPT-2 uses
+    its tanh approximation, ``"gelu_tanh"``).
 
     Args:
         d_model: token width.
         d_ff: hidden width (4 * d_model is the usual choice).
-        activation: ``"relu"`` or ``"gelu"``.
+        activation: ``"relu"``, ``"gelu"`` or ``"gelu_tanh"``.
         dropout: dropout after the activation.
         bias: biases in both linear layers.
 
@@ -72,9 +76,9 @@ class SwiGLU(nn.Module):
 
 
 def build_ffn(kind: str, d_model: int, d_ff: int, *, dropout: float = 0.0, bias: bool = True) -> nn.Module:
-    """``"relu"``, ``"gelu"`` (:class:`FeedForward`) or ``"swiglu"`` (:class:`SwiGLU`)."""
+    """``"relu"``, ``"gelu"``, ``"gelu_tanh"`` (:class:`FeedForward`) or ``"swiglu"`` (:class:`SwiGLU`)."""
     if kind == "swiglu":
         return SwiGLU(d_model, d_ff, dropout=dropout, bias=bias)
     if kind in _ACTIVATIONS:
         return FeedForward(d_model, d_ff, activation=kind, dropout=dropout, bias=bias)
-    raise ValueError(f"ffn must be 'relu', 'gelu' or 'swiglu', got {kind!r}")
+    raise ValueError(f"ffn must be one of {sorted(_ACTIVATIONS) + ['swiglu']}, got {kind!r}")

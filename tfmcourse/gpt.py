@@ -1,8 +1,9 @@
 """A decoder-only language model (GPT): token + position embeddings, causal pre-LN blocks, LM head.
 
 One config covers the GPT-2 recipe (learned positions, LayerNorm, GELU, biases, tied embeddings) and
-the LLaMA-style one (RoPE, RMSNorm, SwiGLU, no biases): see :meth:`GPTConfig.gpt2` and
-:meth:`GPTConfig.llama`.
+the LLaMA-style one (RoPE, RMSNorm, SwiGLU, no biases, grouped-query attention): see
+:meth:`GPTConfig.gpt2` and :meth:`GPTConfig.llama`. :meth:`GPT.from_hf` loads the weights of a Hugging
+Face GPT-2 or LLaMA checkpoint that is on disk (see :mod:`tfmcourse.pretrained`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from .blocks import EncoderBlock
 from .embedding import LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, TokenEmbedding
-from .multihead import KVCache
+from .multihead import GroupedQKV, KVCache
 from .norm import build_norm
 from .optim import make_optimizer
 from .utils import token_cross_entropy
@@ -23,7 +24,7 @@ __all__ = ["GPTConfig", "GPT"]
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
-FFNS = ("relu", "gelu", "swiglu")
+FFNS = ("relu", "gelu", "gelu_tanh", "swiglu")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class GPTConfig:
     """Sizes and recipe of a :class:`GPT`. Defaults are GPT-2 small (124M) with a padded vocabulary.
 
     ``d_ff=None`` means ``4 * d_model`` (or ``8/3 * d_model`` rounded to 64 for SwiGLU, which keeps the
-    parameter count of a 4x MLP).
+    parameter count of a 4x MLP). ``n_kv_heads`` < ``n_heads`` gives grouped-query attention (``None``:
+    as many key/value heads as query heads). ``norm_eps`` is the epsilon of every norm (GPT-2 and
+    LLaMA 2/3: 1e-5; LLaMA 1: 1e-6). ``rope_interleaved`` pairs neighbouring features in RoPE (Meta's
+    original LLaMA layout) instead of the two halves (Hugging Face checkpoints).
     """
 
     vocab_size: int = 50304
@@ -47,6 +51,9 @@ class GPTConfig:
     ffn: str = "gelu"
     tie_weights: bool = True
     rope_base: float = 10000.0
+    n_kv_heads: int | None = None
+    norm_eps: float = 1e-5
+    rope_interleaved: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -63,6 +70,11 @@ class GPTConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.n_kv_heads is not None and not (1 <= self.n_kv_heads <= self.n_heads
+                                                and self.n_heads % self.n_kv_heads == 0):
+            raise ValueError(f"n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads})")
+        if self.norm_eps <= 0:
+            raise ValueError(f"norm_eps must be positive, got {self.norm_eps}")
 
     @property
     def hidden(self) -> int:
@@ -97,14 +109,17 @@ class GPT(nn.Module):
         elif c.positions == "sinusoidal":
             self.pos_emb = SinusoidalPositionalEncoding(c.block_size, c.d_model)
         # One rotary table shared by every layer (it has no parameters).
-        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.block_size, base=c.rope_base) \
-            if c.positions == "rope" else None
+        self.rope = RotaryEmbedding(c.d_model // c.n_heads, c.block_size, base=c.rope_base,
+                                    interleaved=c.rope_interleaved) if c.positions == "rope" else None
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             EncoderBlock(c.d_model, c.n_heads, c.hidden, dropout=c.dropout, ffn=c.ffn, norm=c.norm,
-                         norm_first=True, bias=c.bias)
+                         norm_first=True, bias=c.bias, eps=c.norm_eps)
             for _ in range(c.n_layers))
-        self.norm = build_norm(c.norm, c.d_model, bias=c.bias)
+        if c.n_kv_heads not in (None, c.n_heads):  # GQA: a narrower qkv in front of the same attention
+            for block in self.blocks:
+                block.attn.qkv = GroupedQKV(c.d_model, c.n_heads, c.n_kv_heads, bias=c.bias)
+        self.norm = build_norm(c.norm, c.d_model, eps=c.norm_eps, bias=c.bias)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.apply(self._init_weights)
         # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layers), so
@@ -114,6 +129,35 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layers))
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight  # one matrix reads and writes tokens
+        self.register_load_state_dict_pre_hook(GPT._check_tied)
+
+    @staticmethod
+    def _check_tied(module: GPT, state_dict: dict, prefix: str, *args) -> None:
+        """Loading into tied weights: one copy of the shared matrix is enough, two that differ are an error
+        (without this check the one loaded last would silently win)."""
+        if not module.config.tie_weights:
+            return
+        emb, head = prefix + "tok_emb.weight", prefix + "lm_head.weight"
+        if emb in state_dict and head in state_dict:
+            a, b = state_dict[emb], state_dict[head]
+            if a.shape != b.shape or not torch.equal(a, b.to(a.device, a.dtype)):
+                raise ValueError(f"the state dict holds different {emb!r} and {head!r}, but this GPT ties them "
+                                 f"(tie_weights=True): load it into a GPT with tie_weights=False, or keep one")
+        elif emb in state_dict or head in state_dict:
+            state_dict.setdefault(emb, state_dict.get(head))
+            state_dict.setdefault(head, state_dict[emb])
+
+    @classmethod
+    def from_hf(cls, source, **overrides) -> GPT:
+        """A GPT holding the weights of a Hugging Face GPT-2 or LLaMA checkpoint (nothing is downloaded).
+
+        ``source`` is a local folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``),
+        a ``transformers`` model, or a ``(config, state_dict)`` pair; ``overrides`` replace
+        :class:`GPTConfig` fields (``block_size=…``, ``dtype=torch.bfloat16``). See
+        :func:`tfmcourse.pretrained.gpt_from_hf`.
+        """
+        from .pretrained import gpt_from_hf
+        return gpt_from_hf(source, **overrides)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -131,24 +175,32 @@ class GPT(nn.Module):
             n -= self.pos_emb.weight.numel()
         return n
 
-    def forward_features(self, idx: Tensor, caches: list[KVCache] | None = None) -> Tensor:
-        """Hidden states after the final norm, ``(B, T, d_model)``."""
+    def forward_features(self, idx: Tensor, caches: list[KVCache] | None = None,
+                         positions: Tensor | None = None) -> Tensor:
+        """Hidden states after the final norm, ``(B, T, d_model)``.
+
+        ``positions`` ``(T,)`` or ``(B, T)`` gives each token's position explicitly (default: after the
+        cached tokens, ``len(cache) …``); attention stays causal in the order of the tokens.
+        """
         B, T = idx.shape
         offset = len(caches[0]) if caches else 0
-        if offset + T > self.config.block_size:
-            raise ValueError(f"sequence length {offset + T} exceeds block_size={self.config.block_size}; "
+        last = offset + T if positions is None else int(positions.max()) + 1 if positions.numel() else 0
+        if last > self.config.block_size:
+            raise ValueError(f"position {last - 1} does not fit block_size={self.config.block_size}; "
                              f"crop the input to the last {self.config.block_size} tokens or raise block_size")
         x = self.tok_emb(idx)  # (B, T, C)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(T, offset)  # (T, C) broadcast over the batch
+            # (T, C) broadcast over the batch, or each token's own row of the table
+            x = x + (self.pos_emb(T, offset) if positions is None else self.pos_emb(last)[positions])
         x = self.drop(x)
+        rope = self.rope.at(positions) if self.rope is not None and positions is not None else self.rope
         for i, block in enumerate(self.blocks):
-            x = block(x, is_causal=True, cache=caches[i] if caches else None, rope=self.rope)
+            x = block(x, is_causal=True, cache=caches[i] if caches else None, rope=rope)
         return self.norm(x)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None,
-                caches: list[KVCache] | None = None) -> tuple[Tensor, Tensor | None]:
-        x = self.forward_features(idx, caches)
+    def forward(self, idx: Tensor, targets: Tensor | None = None, caches: list[KVCache] | None = None,
+                positions: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        x = self.forward_features(idx, caches, positions)
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from .attention import attention, scaled_dot_product_attention
 from .embedding import RotaryEmbedding
 
-__all__ = ["KVCache", "AttentionHead", "MultiHeadAttentionLoop", "MultiHeadAttention", "load_loop_into_batched"]
+__all__ = ["KVCache", "AttentionHead", "MultiHeadAttentionLoop", "MultiHeadAttention", "GroupedQKV",
+           "load_loop_into_batched"]
 
 
 class KVCache:
@@ -113,13 +114,16 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights.
         fused: use ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels) unless the
             weights are asked for; ``False`` always runs the written-out path.
+        n_kv_heads: grouped-query attention (Ainslie et al. 2023; LLaMA 2/3): only this many key/value
+            heads, each shared by ``n_heads / n_kv_heads`` query heads (self-attention only; see
+            :class:`GroupedQKV`). ``None`` (default) means ``n_heads``: ordinary multi-head attention.
 
     Shapes:
         x ``(B, T, d_model)``, context ``(B, S, d_model)`` -> ``(B, T, d_model)``.
     """
 
     def __init__(self, d_model: int, n_heads: int, *, bias: bool = True, dropout: float = 0.0,
-                 fused: bool = True) -> None:
+                 fused: bool = True, n_kv_heads: int | None = None) -> None:
         super().__init__()
         self.keep_weights = False  # set by tfmcourse.viz.record_attention to keep the last weights
         self.last_weights: Tensor | None = None
@@ -131,6 +135,8 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
         self.fused = fused
         # END SOLUTION
+        if n_kv_heads is not None and n_kv_heads != n_heads:  # grouped-query attention: a narrower qkv
+            self.qkv = GroupedQKV(d_model, n_heads, n_kv_heads, bias=bias)
 
     def _split_heads(self, t: Tensor) -> Tensor:
         # BEGIN SOLUTION ch04
@@ -187,6 +193,36 @@ class MultiHeadAttention(nn.Module):
         y = self.proj(y)
         return (y, weights) if need_weights else y
         # END SOLUTION
+
+
+class GroupedQKV(nn.Linear):
+    """The ``qkv`` projection of grouped-query attention: ``n_kv_heads`` key/value heads, repeated.
+
+    The weight is ``[W^Q; W^K; W^V]`` with ``W^K``, ``W^V`` of ``n_kv_heads * head_dim`` rows each (the
+    parameters a GQA checkpoint holds). The output repeats every key/value head for its
+    ``n_heads / n_kv_heads`` query heads, so it has the ``(B, T, 3 * d_model)`` layout of an ordinary
+    ``qkv`` and any multi-head attention, yours included, runs on it unchanged and computes exactly what
+    GQA computes. (The KV cache then holds the repeated heads: the parameter and matmul savings are
+    kept, the cache-memory saving of GQA is not.)
+
+    Shapes:
+        ``(B, T, d_model)`` -> ``(B, T, 3 * d_model)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, *, bias: bool = True) -> None:
+        _check_heads(d_model, n_heads)
+        if n_kv_heads < 1 or n_heads % n_kv_heads:
+            raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
+        super().__init__(d_model, d_model + 2 * n_kv_heads * (d_model // n_heads), bias=bias)
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, d_model // n_heads
+
+    def forward(self, x: Tensor) -> Tensor:
+        C, kv = self.in_features, self.n_kv_heads * self.head_dim
+        q, k, v = super().forward(x).split([C, kv, kv], dim=-1)  # (B, T, C), 2 x (B, T, nkv * hs)
+        group = self.n_heads // self.n_kv_heads
+        k, v = (t.unflatten(-1, (self.n_kv_heads, self.head_dim)).repeat_interleave(group, dim=-2).flatten(-2)
+                for t in (k, v))  # kv head j serves query heads j*group ... (j+1)*group - 1
+        return torch.cat([q, k, v], dim=-1)
 
 
 def load_loop_into_batched(loop: MultiHeadAttentionLoop, mha: MultiHeadAttention) -> MultiHeadAttention:

@@ -157,6 +157,14 @@ class ViT(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
+    @classmethod
+    def from_timm(cls, source, **overrides) -> ViT:
+        """A ViT holding the weights of a timm ``VisionTransformer``: a timm model, a local folder
+        (``config.json`` + weights) or a state dict; nothing is downloaded. See
+        :func:`tfmcourse.pretrained.vit_from_timm`."""
+        from .pretrained import vit_from_timm
+        return vit_from_timm(source, **overrides)
+
     def no_weight_decay(self) -> set[str]:
         """Learned tokens and positions are embeddings, not weights to shrink."""
         return {"pos_embed", "cls_token"}

@@ -1,10 +1,12 @@
-"""``tfmcourse sample``: generate text from a trained GPT checkpoint (or decode with a seq2seq one).
+"""``tfmcourse sample``: generate text from a trained GPT checkpoint (or decode with a seq2seq one), or from
+a Hugging Face GPT-2 / LLaMA checkpoint folder run on the course's own GPT.
 
 Examples::
 
     tfmcourse sample --ckpt runs/gpt/ckpt.pt --prompt "def " --max-new-tokens 300
     tfmcourse sample --ckpt runs/gpt/ckpt.pt --temperature 0.5 --top-k 10 --num-samples 3
     tfmcourse sample --ckpt runs/seq2seq/ckpt.pt --prompt 31415      # greedy answer of the digit task
+    tfmcourse sample --hf ~/models/gpt2 --prompt "The Transformer" --max-new-tokens 40 --top-k 40
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ PROG = "tfmcourse sample"
 def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, *, temperature: float = 1.0,
                   top_k: int | None = None, seed: int | None = None, device: torch.device | str = "cpu",
                   use_cache: bool = True) -> str:
-    """``prompt`` followed by ``max_new_tokens`` characters sampled from a character GPT.
+    """``prompt`` followed by ``max_new_tokens`` tokens sampled from a GPT (characters for the course's own
+    GPTs; any tokenizer with ``encode``/``decode`` works, e.g. :class:`tfmcourse.pretrained.HFTokenizer`).
 
     Args:
         temperature: ``< 1`` sharpens the distribution (safer, more repetitive), ``> 1`` flattens it;
@@ -57,16 +60,21 @@ def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int,
 
 def _sample(argv: list[str]) -> int:
     p = Parser(prog=PROG, description="Generate text from a GPT checkpoint written by `tfmcourse train gpt` "
-               "(with a seq2seq checkpoint: the model's greedy answer to --prompt).", epilog=examples(__doc__),
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file, e.g. runs/gpt/ckpt.pt")
+               "(with a seq2seq checkpoint: the model's greedy answer to --prompt), or from a Hugging Face "
+               "GPT-2 / LLaMA checkpoint folder loaded into the course's GPT (nothing is downloaded).",
+               epilog=examples(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", metavar="PATH", help="checkpoint file, e.g. runs/gpt/ckpt.pt")
+    src.add_argument("--hf", metavar="DIR", help="a local Hugging Face GPT-2 or LLaMA folder: config.json, "
+                     "model.safetensors (needs `pip install safetensors`) or pytorch_model.bin, and the "
+                     "tokenizer files (tokenizer.json needs `pip install tokenizers`)")
     p.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (default: start of a line)")
     p.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
-                   help="characters to generate (default: 200)")
+                   help="tokens (characters for the course's GPTs) to generate (default: 200)")
     p.add_argument("--temperature", type=float, default=0.8, metavar="X",
                    help="sampling temperature; 0 = greedy (default: 0.8)")
     p.add_argument("--top-k", type=int, default=None, metavar="K",
-                   help="sample among the k most likely characters only")
+                   help="sample among the k most likely tokens only")
     p.add_argument("--num-samples", type=int, default=1, metavar="N", help="independent samples to print (default: 1)")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="make the samples reproducible")
     p.add_argument("--no-cache", action="store_true", help="recompute attention over the whole context each step "
@@ -82,6 +90,12 @@ def _sample(argv: list[str]) -> int:
     from .tasks import build_model
 
     device = get_device(a.device)
+    if a.hf:
+        from ..gpt import GPT
+        from ..pretrained import HFTokenizer
+        model = GPT.from_hf(a.hf).to(device).eval()
+        tok = HFTokenizer(a.hf)
+        return _print_samples(model, tok, a, device)
     ckpt = load_checkpoint(a.ckpt)
     meta = ckpt.get("meta", {})
     kind = meta.get("kind")
@@ -99,7 +113,10 @@ def _sample(argv: list[str]) -> int:
         out = model.generate(src, min(a.max_new_tokens, model.config.max_len - 1), bos_id=BOS, eos_id=EOS)
         print(SEQ_VOCAB.decode(out[0]))
         return 0
-    tok = tokenizer_from_state_dict(meta["tokenizer"])
+    return _print_samples(model, tokenizer_from_state_dict(meta["tokenizer"]), a, device)
+
+
+def _print_samples(model: nn.Module, tok, a: argparse.Namespace, device: torch.device) -> int:
     for i in range(a.num_samples):
         if i:
             print("-" * 40)
