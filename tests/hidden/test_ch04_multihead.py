@@ -3,13 +3,24 @@
 Interface: ``AttentionHead(d_model, head_dim, *, bias=True)`` (sub-modules ``q``, ``k``, ``v``),
 ``MultiHeadAttentionLoop(d_model, n_heads, *, bias=True)`` (``heads``, ``proj``),
 ``MultiHeadAttention(d_model, n_heads, *, bias=True, dropout=0.0, fused=True)`` (``qkv`` = [W_Q; W_K; W_V]
-stacked like ``nn.MultiheadAttention.in_proj_weight``, ``proj``) with ``forward(x, context=None, *, mask=None,
-is_causal=False, cache=None, rope=None, need_weights=False)``, and ``KVCache()`` (``update(k, v)``,
-``len()``, ``k``, ``v``). Masks are boolean, True = may attend.
+stacked like ``nn.MultiheadAttention.in_proj_weight``, ``proj``; attributes ``keep_weights``, ``last_weights``)
+with ``forward(x, context=None, *, mask=None, is_causal=False, cache=None, rope=None, need_weights=False)``, and
+``KVCache()`` (``update(k, v)``, ``len()``, ``k``, ``v``). Masks are boolean, True = may attend. (The package's
+optional ``n_kv_heads`` argument, grouped-query attention, is not part of the exercise and is not graded.)
+
+One idea per test. The core computation of ``MultiHeadAttention`` (which third of ``qkv`` is which, the head
+split, the 1/sqrt(head_dim) scale, ``proj``) is graded against ``nn.MultiheadAttention`` by a few tests;
+the tests of the other ideas (masks, causal, weights, paths, bias, dtypes, dropout, gradients, the cache)
+compare the implementation with *itself* under a property that holds whatever its core computes:
+a padding mask equals deleting the padded tokens, causal attention at token t equals attention over the
+prefix up to t, the cache equals recomputing, gradients equal finite differences of its own forward, and
+so on. Those tests also check that attention mixes tokens at all (a module returning its input earns
+nothing). Where a test must see inside, ``proj`` is the identity, so a wrong ``proj`` does not leak in.
 
 Every expected value is computed here, in the grader: with ``nn.MultiheadAttention`` holding the same
-weights, ``F.scaled_dot_product_attention`` in float64, and the reference ``RotaryEmbedding``. The weights
-are drawn in float32 (so loading them into a float32 module and converting it to float64 loses nothing).
+weights, ``F.scaled_dot_product_attention`` in float64, the reference ``RotaryEmbedding``, or the
+implementation's own outputs under the property a test checks. The weights are drawn in float32 (so
+loading them into a float32 module and converting it to float64 loses nothing).
 """
 from __future__ import annotations
 
@@ -32,6 +43,59 @@ D, H = 16, 4
 HS = D // H
 F64 = torch.float64
 
+# (a requirement as the exercise states it, [the tests that exercise it])
+REQUIREMENTS: list[tuple[str, list[str]]] = [
+    ("AttentionHead(d_model, head_dim, *, bias=True) holds q, k, v = nn.Linear(d_model, head_dim, bias=bias)",
+     ["test_attention_head_parameters"]),
+    ("AttentionHead.forward: softmax(q(x) k(x)^T / sqrt(head_dim)) v(x), shape (B, T, head_dim)",
+     ["test_attention_head_self_attention"]),
+    ("AttentionHead: keys and values from context (cross-attention); a (B, 1, 1, S) mask and is_causal reach "
+     "attention (a head axis of size one)", ["test_attention_head_cross_attention_masks"]),
+    ("MultiHeadAttentionLoop: n_heads separate AttentionHead(d_model, d_model // n_heads) in heads and "
+     "proj = nn.Linear(d_model, d_model); bias reaches all of them", ["test_loop_parameters"]),
+    ("MultiHeadAttentionLoop.forward = proj(Concat(head_1, ..., head_h)), heads in order; equals "
+     "nn.MultiheadAttention with the same weights", ["test_loop_matches_torch"]),
+    ("MultiHeadAttentionLoop passes context, mask and is_causal on to every head",
+     ["test_loop_cross_attention_padding_and_causal"]),
+    ("n_heads must be a positive divisor of d_model, else ValueError (both classes)", ["test_bad_head_count_raises"]),
+    ("MultiHeadAttention: qkv = nn.Linear(d_model, 3 * d_model) holding [W_Q; W_K; W_V] by rows and "
+     "proj = nn.Linear(d_model, d_model); bias=False drops every bias and needs none",
+     ["test_mha_parameters", "test_mha_without_bias"]),
+    ("self-attention equals nn.MultiheadAttention with in_proj_weight = qkv.weight and out_proj = proj "
+     "(scores scaled by 1/sqrt(head_dim))", ["test_mha_self_attention_matches_torch"]),
+    ("_split_heads: view(B, T, n_heads, head_dim).transpose(1, 2), and back with transpose(1, 2).reshape: "
+     "heads stay apart", ["test_mha_heads_are_independent"]),
+    ("the loop and the batched module compute the same function once the per-head weights are stacked into qkv",
+     ["test_loop_equals_batched_with_mapped_weights"]),
+    ("is_causal=True: token t attends to tokens 0..t", ["test_mha_causal"]),
+    ("mask, True = may attend: a (B, 1, 1, S) padding mask hides the padded keys", ["test_mha_key_padding"]),
+    ("masks are laid out for (B, n_heads, T, S) scores: (T, S), (B, 1, T, S) and per-head masks broadcast",
+     ["test_mha_mask_layouts"]),
+    ("mask and is_causal apply together", ["test_mha_causal_with_padding"]),
+    ("need_weights=True returns (output, weights) with every head's weights (B, n_heads, T, S), not their "
+     "average; need_weights=False returns the output alone", ["test_mha_returns_per_head_weights"]),
+    ("keep_weights=True stores the last weights in last_weights", ["test_mha_keep_weights"]),
+    ("cross-attention: W_Q on x, W_K and W_V on context; output (B, T, d_model), weights (B, n_heads, T, S), "
+     "a padding mask on the context", ["test_mha_cross_attention"]),
+    ("fused=True (PyTorch's kernel through attention()) and fused=False (the written-out path) compute the same "
+     "thing, masks and is_causal included", ["test_mha_fused_and_manual_paths_agree"]),
+    ("dropout = dropout on the attention weights in training mode only (eval: none; dropout=0.0: none)",
+     ["test_mha_dropout_off_in_eval_and_at_zero"]),
+    ("dropout drops attention weights (one draw per head, query and key), kept ones rescaled by 1/(1-p), on "
+     "both paths", ["test_mha_dropout_on_attention_weights"]),
+    ("gradients reach x and every parameter", ["test_mha_gradients"]),
+    ("a float32 or bfloat16 module on inputs of that dtype returns that dtype", ["test_mha_dtypes"]),
+    ("KVCache: k and v start as None, len() is 0; update(k, v) appends (B, nh, T, hs) on the time axis, stores "
+     "and returns all keys and values; len() counts cached tokens", ["test_kv_cache_update_appends_along_time"]),
+    ("cache: k, v = cache.update(k, v) after the head split; new queries attend over every cached key "
+     "(generation one token at a time equals recomputing)", ["test_kv_cache_one_token_at_a_time"]),
+    ("with is_causal and past tokens in the cache (S > T) the causal mask aligns bottom-right (a prompt, then "
+     "chunks)", ["test_kv_cache_chunks_with_causal"]),
+    ("rope: q, k = rope(q, k, offset=...) after the head split, positions 0..T-1 without a cache",
+     ["test_rope_rotates_queries_and_keys"]),
+    ("rope with a cache: offset=len(cache), before cache.update", ["test_kv_cache_with_rope"]),
+]
+
 
 # --- helpers (all run in the grader) ------------------------------------------------------------------------
 
@@ -51,6 +115,16 @@ def torch_mha(d_model: int = D, n_heads: int = H, *, bias: bool = True, seed: in
         state["proj.bias"] = rand(d_model, seed=seed + 3, scale=0.3)
     load_torch(ref, state)
     return ref, state
+
+
+def mha_state(seed: int) -> dict:
+    """Random weights for a MultiHeadAttention(D, H) with biases (the state of :func:`torch_mha`)."""
+    return torch_mha(seed=seed)[1]
+
+
+def identity_proj(state: dict) -> dict:
+    """``state`` with proj = identity (and no proj bias), so the output *is* the heads side by side."""
+    return {**state, "proj.weight": torch.eye(D, dtype=F64), "proj.bias": torch.zeros(D, dtype=F64)}
 
 
 def load_torch(ref: nn.MultiheadAttention, state: dict) -> None:
@@ -123,6 +197,22 @@ def as_padding(keep: torch.Tensor) -> torch.Tensor:
     return keep[:, None, None, :]
 
 
+def first_token_changed(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with a different first token (every other token unchanged)."""
+    out = x.clone()
+    out[:, 0] = rand(x.size(0), x.size(-1), seed=999)
+    return out
+
+
+def assert_mixes(out, out_changed, what: str) -> None:
+    """The anchor of the tests that compare an implementation with itself: the other tokens' outputs must
+    change when the first token changes (attention mixes tokens), so returning the input earns nothing."""
+    out, out_changed = expect_tensor(out, what), expect_tensor(out_changed, what, shape=tuple(out.shape))
+    if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
+        raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes; "
+                             f"attention must mix the tokens")
+
+
 def need_helper(impl, name: str, module: str) -> None:
     """Helper classes (not graded) that a scenario builds inside the implementation must be in its namespace:
     a notebook imports them (``from tfmcourse.embedding import RotaryEmbedding``). The in-process reference
@@ -133,9 +223,15 @@ def need_helper(impl, name: str, module: str) -> None:
         ns[name] = getattr(importlib.import_module(module), name)
 
 
+def run(impl, name: str, init_args: tuple, state: dict | None, calls: list[dict], *, init_kwargs=None,
+        dtype=F64, **kwargs) -> list:
+    """Build ``name(*init_args, **init_kwargs)``, load ``state``, convert to ``dtype``, run ``calls``: outputs."""
+    return impl.run_module(name, init_args, init_kwargs or {}, state, calls, dtype=dtype, **kwargs).outputs
+
+
 def fwd(impl, name: str, init_args: tuple, state: dict, *args, dtype=F64, **kwargs):
     """Build ``name(*init_args)``, load ``state``, convert to ``dtype`` and run one forward call."""
-    return impl.run_module(name, init_args, {}, state, [call("forward", *args, **kwargs)], dtype=dtype).output
+    return run(impl, name, init_args, state, [call("forward", *args, **kwargs)], dtype=dtype)[0]
 
 
 def expect_error(impl, name: str, init_args: tuple, what: str, error: str = "ValueError") -> None:
@@ -173,22 +269,27 @@ def test_attention_head_cross_attention_masks(impl):
     """A head attends from x to a context of another length; a (B, 1, 1, S) padding mask and is_causal apply."""
     state, x, ctx = head_state(20), rand(2, 4, D, seed=21), rand(2, 6, D, seed=22)
     keep = lengths_mask([6, 3], 6)
-    res = impl.run_module(HEAD, (D, HS), {}, state, [call("forward", x, ctx, mask=as_padding(keep)),
-                                                    call("forward", ctx, is_causal=True)], dtype=F64)
-    assert_close(res.outputs[0], head_expected(state, x, ctx, keep=keep),
-                 "AttentionHead cross-attention with a padding mask")
-    assert_close(res.outputs[1], head_expected(state, ctx, causal=True), "AttentionHead with is_causal=True")
+    outs = run(impl, HEAD, (D, HS), state, [call("forward", x, ctx, mask=as_padding(keep)),
+                                            call("forward", ctx, is_causal=True)])
+    assert_close(outs[0], head_expected(state, x, ctx, keep=keep),
+                 "AttentionHead cross-attention with a (B, 1, 1, S) padding mask (give q, k, v a head axis of size "
+                 "one so that the mask broadcasts)")
+    assert_close(outs[1], head_expected(state, ctx, causal=True), "AttentionHead with is_causal=True")
 
 
 # --- MultiHeadAttentionLoop ---------------------------------------------------------------------------------
 
 @pytest.mark.points(1)
 def test_loop_parameters(impl):
-    """MultiHeadAttentionLoop has n_heads AttentionHeads of width d_model/n_heads in ``heads`` and a ``proj``."""
-    _, state = torch_mha()
-    want = {k: tuple(v.shape) for k, v in loop_state(state).items()}
+    """MultiHeadAttentionLoop has n_heads separate AttentionHeads of width d_model/n_heads in ``heads`` and a
+    ``proj``; bias=False reaches every head's q, k, v and proj."""
+    want = {k: tuple(v.shape) for k, v in loop_state(mha_state(0)).items()}
     assert impl.param_shapes(LOOP, (D, H)) == want, \
-        "MultiHeadAttentionLoop parameters: expected heads.{i}.q/k/v (head_dim x d_model) and proj (d_model x d_model)"
+        "MultiHeadAttentionLoop parameters: expected heads.{i}.q/k/v (head_dim x d_model) for i < n_heads, each " \
+        "head its own module, and proj (d_model x d_model)"
+    want_nb = {k: v for k, v in want.items() if k.endswith("weight")}
+    assert impl.param_shapes(LOOP, (D, H), {"bias": False}) == want_nb, \
+        "MultiHeadAttentionLoop(bias=False): no head's q, k, v and not proj may have a bias"
 
 
 @pytest.mark.points(2)
@@ -207,28 +308,35 @@ def test_loop_cross_attention_padding_and_causal(impl):
     ref, state = torch_mha(seed=40)
     x, ctx = rand(2, 4, D, seed=41), rand(2, 7, D, seed=42)
     keep = lengths_mask([7, 2], 7)
-    res = impl.run_module(LOOP, (D, H), {}, loop_state(state), [call("forward", x, ctx, mask=as_padding(keep)),
-                                                                call("forward", x, is_causal=True)], dtype=F64)
-    assert_close(res.outputs[0], run_torch(ref, x, ctx, keep=keep),
-                 "MultiHeadAttentionLoop cross-attention with padding")
-    assert_close(res.outputs[1], run_torch(ref, x, causal=True), "MultiHeadAttentionLoop with is_causal=True")
+    outs = run(impl, LOOP, (D, H), loop_state(state), [call("forward", x, ctx, mask=as_padding(keep)),
+                                                       call("forward", x, is_causal=True)])
+    assert_close(outs[0], run_torch(ref, x, ctx, keep=keep), "MultiHeadAttentionLoop cross-attention with padding")
+    assert_close(outs[1], run_torch(ref, x, causal=True), "MultiHeadAttentionLoop with is_causal=True")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 def test_loop_equals_batched_with_mapped_weights(impl):
     """The loop and the batched module compute the same thing once the per-head weights are stacked into qkv."""
-    ref, state = torch_mha(seed=50)
+    state = mha_state(50)
     x = rand(3, 5, D, seed=51)
-    keep = lengths_mask([5, 4, 2], 5)
-    kw = {"mask": as_padding(keep), "is_causal": True}
-    loop = impl.run_module(LOOP, (D, H), {}, loop_state(state), [call("forward", x, **kw)], dtype=F64).output
-    fused = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, **kw)], dtype=F64).output
-    want = run_torch(ref, x, keep=keep, causal=True)
-    assert_close(loop, want, "MultiHeadAttentionLoop output (causal + padding)")
-    assert_close(fused, loop, "MultiHeadAttention output vs MultiHeadAttentionLoop output with the same weights")
+    kw = {"mask": as_padding(lengths_mask([5, 4, 2], 5))}
+    loop = fwd(impl, LOOP, (D, H), loop_state(state), x, **kw)
+    fused = fwd(impl, MHA, (D, H), state, x, **kw)
+    assert_close(fused, expect_tensor(loop, "MultiHeadAttentionLoop output", shape=(3, 5, D)),
+                 "MultiHeadAttention output vs MultiHeadAttentionLoop output with the same weights (with padding)")
 
 
-# --- MultiHeadAttention -------------------------------------------------------------------------------------
+@pytest.mark.points(1)
+def test_bad_head_count_raises(impl):
+    """n_heads must be a positive divisor of d_model: (10, 3), (10, 4) and (16, 0) raise ValueError in both
+    classes, (12, 3) is accepted."""
+    for name in (MHA, LOOP):
+        for bad in ((10, 3), (10, 4), (16, 0)):
+            expect_error(impl, name, bad, f"{name}{bad}")
+        assert impl.param_shapes(name, (12, 3))["proj.weight"] == (12, 12), f"{name}(12, 3) must be accepted"
+
+
+# --- MultiHeadAttention: the core computation ---------------------------------------------------------------
 
 @pytest.mark.points(1)
 def test_mha_parameters(impl):
@@ -247,36 +355,138 @@ def test_mha_self_attention_matches_torch(impl):
     x = rand(2, 6, D, seed=61)
     out = fwd(impl, MHA, (D, H), state, x)
     assert_close(expect_tensor(out, "MultiHeadAttention output", shape=(2, 6, D)), run_torch(ref, x),
-                 "MultiHeadAttention self-attention output")
+                 "MultiHeadAttention self-attention output (queries are the first d_model rows of qkv, keys the "
+                 "next, values the last; scores scaled by 1/sqrt(head_dim); proj applied)")
 
 
 @pytest.mark.points(2)
-def test_mha_causal_and_key_padding(impl):
-    """is_causal=True and a (B, 1, 1, T) key-padding mask are both applied, as in nn.MultiheadAttention."""
-    ref, state = torch_mha(seed=70)
-    x = rand(2, 6, D, seed=71)
-    keep = lengths_mask([6, 4], 6)
-    res = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, is_causal=True),
-                                                   call("forward", x, mask=as_padding(keep), is_causal=True)],
-                          dtype=F64)
-    assert_close(res.outputs[0], run_torch(ref, x, causal=True), "MultiHeadAttention output with is_causal=True")
-    assert_close(res.outputs[1], run_torch(ref, x, keep=keep, causal=True),
-                 "MultiHeadAttention output with is_causal=True and a padding mask")
+def test_mha_heads_are_independent(impl):
+    """Heads are independent: with proj = identity, head i fills output columns i*hs:(i+1)*hs from rows
+    i*hs:(i+1)*hs of W_Q, W_K, W_V only, so changing the other heads' rows leaves head 1's columns unchanged."""
+    state = identity_proj(mha_state(120))
+    rows = torch.ones(3 * D, dtype=torch.bool)
+    for j in range(3):
+        rows[j * D + HS:j * D + 2 * HS] = False  # head 1's rows stay, the other heads' rows change
+    other = {**state, "qkv.weight": torch.where(rows[:, None], rand(3 * D, D, seed=121), state["qkv.weight"]),
+             "qkv.bias": torch.where(rows, rand(3 * D, seed=122), state["qkv.bias"])}
+    x = rand(2, 5, D, seed=123)
+    a = expect_tensor(fwd(impl, MHA, (D, H), state, x), "output", shape=(2, 5, D))
+    b = expect_tensor(fwd(impl, MHA, (D, H), other, x), "output", shape=(2, 5, D))
+    assert_close(b[..., HS:2 * HS], a[..., HS:2 * HS],
+                 "head 1's output columns after changing the weights of heads 0, 2, 3 only: heads must not mix; split "
+                 "with view(B, T, nh, hs).transpose(1, 2) and merge with transpose(1, 2).reshape(B, T, C)")
+    assert float((b - a).abs().max()) > 1e-3, "changing the weights of heads 0, 2, 3 changed nothing"
+
+
+# --- MultiHeadAttention: masks, weights, paths, bias ----------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_mha_causal(impl):
+    """is_causal=True: the output at token t equals the output for the prefix x[:, :t+1] (no mask) at t."""
+    state, x = mha_state(70), rand(2, 6, D, seed=71)
+    outs = run(impl, MHA, (D, H), state, [call("forward", x, is_causal=True), call("forward", first_token_changed(x)),
+                                          *[call("forward", x[:, :t + 1]) for t in range(6)]])
+    got = expect_tensor(outs[0], "output with is_causal=True", shape=(2, 6, D))
+    assert_mixes(outs[-1], outs[1], "output without a mask")
+    want = torch.stack([expect_tensor(o, "output", shape=(2, t + 1, D))[:, t] for t, o in enumerate(outs[2:])], dim=1)
+    assert_close(got, want, "output with is_causal=True (token t must see tokens 0..t only: the output for x[:, :t+1] "
+                            "at t)")
+
+
+@pytest.mark.points(2)
+def test_mha_key_padding(impl):
+    """A (B, 1, 1, S) padding mask (True = may attend) hides the padded keys: the real tokens of sequence b get
+    the output of x[b, :length_b] without a mask."""
+    state, x, lengths = mha_state(72), rand(3, 6, D, seed=73), [6, 4, 2]
+    outs = run(impl, MHA, (D, H), state, [call("forward", x, mask=as_padding(lengths_mask(lengths, 6))),
+                                          call("forward", x), call("forward", first_token_changed(x)),
+                                          *[call("forward", x[b:b + 1, :n]) for b, n in enumerate(lengths)]])
+    got = expect_tensor(outs[0], "output with a padding mask", shape=(3, 6, D))
+    assert_mixes(outs[1], outs[2], "output without a mask")
+    for b, n in enumerate(lengths):
+        assert_close(got[b, :n], expect_tensor(outs[3 + b], "output", shape=(1, n, D))[0],
+                     f"sequence {b} with {n} real tokens and the padding mask (True = may attend): must equal the "
+                     f"output for its {n} real tokens alone")
+
+
+@pytest.mark.points(1)
+def test_mha_mask_layouts(impl):
+    """Masks broadcast against (B, n_heads, T, S): a (T, S) mask, the same as (B, 1, T, S) and (B, n_heads, T, S),
+    and a per-head (1, n_heads, T, S) mask whose head i is applied to head i."""
+    state, x = identity_proj(mha_state(74)), rand(2, 5, D, seed=75)
+    g = torch.Generator().manual_seed(76)
+    per_head = (torch.rand(1, H, 5, 5, generator=g) < 0.5) | torch.eye(5, dtype=torch.bool)
+    m = per_head[0, 0]
+    outs = run(impl, MHA, (D, H), state, [call("forward", x, mask=m), call("forward", x, mask=m.expand(2, 1, 5, 5)),
+                                          call("forward", x, mask=m.expand(2, H, 5, 5)), call("forward", x),
+                                          call("forward", x, mask=per_head),
+                                          *[call("forward", x, mask=per_head[0, i]) for i in range(H)]])
+    base = expect_tensor(outs[0], "output with a (T, S) mask", shape=(2, 5, D))
+    assert float((base - expect_tensor(outs[3], "output", shape=(2, 5, D))).abs().max()) > 1e-6, \
+        "a (T, S) mask that hides some keys changes nothing: is mask passed on to attention?"
+    assert_close(outs[1], base, "output with the (T, S) mask given as (B, 1, T, S)")
+    assert_close(outs[2], base, "output with the (T, S) mask given as (B, n_heads, T, S)")
+    got = expect_tensor(outs[4], "output with a per-head mask", shape=(2, 5, D))
+    for i in range(H):
+        cols = slice(i * HS, (i + 1) * HS)
+        assert_close(got[..., cols], expect_tensor(outs[5 + i], "output", shape=(2, 5, D))[..., cols],
+                     f"head {i}'s columns with a per-head mask (1, n_heads, T, S): head {i} must use mask[:, {i}]")
+
+
+@pytest.mark.points(1)
+def test_mha_causal_with_padding(impl):
+    """mask and is_causal together: with padding in front (left padding), real token t of sequence b gets the output
+    of its real tokens up to t, x[b, start_b:t+1], without a mask."""
+    state, x, starts = mha_state(77), rand(2, 5, D, seed=78), [0, 2]
+    keep = torch.arange(5)[None, :] >= torch.tensor(starts)[:, None]  # (B, S): the padding comes first
+    spans = [(b, a, t) for b, a in enumerate(starts) for t in range(a, 5)]
+    outs = run(impl, MHA, (D, H), state, [call("forward", x, mask=as_padding(keep), is_causal=True),
+                                          call("forward", x), call("forward", first_token_changed(x)),
+                                          *[call("forward", x[b:b + 1, a:t + 1]) for b, a, t in spans]])
+    got = expect_tensor(outs[0], "output with a padding mask and is_causal=True", shape=(2, 5, D))
+    assert_mixes(outs[1], outs[2], "output without a mask")
+    want = torch.stack([expect_tensor(o, "output", shape=(1, t + 1 - a, D))[0, -1] for (b, a, t), o in zip(spans, outs[3:])])
+    assert_close(torch.stack([got[b, t] for b, _, t in spans]), want,
+                 "real tokens with a (left) padding mask and is_causal=True (both must apply)")
+
+
+def check_weights(w, y, state: dict, x: torch.Tensor, keep: torch.Tensor, what: str) -> None:
+    """``w`` must be every head's attention weights under the padding ``keep`` (B, S): 0 on masked keys, rows
+    summing to 1, and, with proj = identity in ``state``, ``w @ values`` must give the output ``y``."""
+    B, T, _ = x.shape
+    w, y = expect_tensor(w, what, shape=(B, H, T, T)), expect_tensor(y, "output", shape=(B, T, D))
+    allowed = as_padding(keep).expand(B, 1, T, T)
+    assert_close(w.masked_fill(allowed, 0.0), torch.zeros(B, H, T, T, dtype=F64), f"{what} of masked keys (must be 0)")
+    assert_close(w.sum(-1), torch.ones(B, H, T, dtype=F64), f"{what} summed over the keys (softmax rows sum to 1)")
+    v = F.linear(x, state["qkv.weight"][2 * D:], state["qkv.bias"][2 * D:]).view(B, T, H, HS).transpose(1, 2)
+    assert_close(y, (w @ v).transpose(1, 2).reshape(B, T, D),
+                 f"output vs {what} @ values, heads side by side: they must be each head's own weights")
 
 
 @pytest.mark.points(2)
 def test_mha_returns_per_head_weights(impl):
-    """need_weights=True returns (output, weights) with per-head weights (B, n_heads, T, S)."""
-    ref, state = torch_mha(seed=80)
-    x = rand(2, 5, D, seed=81)
-    keep = lengths_mask([5, 3], 5)
-    res = fwd(impl, MHA, (D, H), state, x, mask=as_padding(keep), is_causal=True, need_weights=True)
+    """need_weights=True returns (output, weights) with every head's weights (B, n_heads, T, S): rows sum to 1, 0 on
+    masked keys, and weights @ values gives the heads' outputs (proj = identity here); need_weights=False returns
+    the output alone."""
+    state, x, keep = identity_proj(mha_state(80)), rand(2, 5, D, seed=81), lengths_mask([5, 3], 5)
+    kw = {"mask": as_padding(keep)}
+    res, alone = run(impl, MHA, (D, H), state, [call("forward", x, need_weights=True, **kw),
+                                                call("forward", x, need_weights=False, **kw)])
+    expect_tensor(alone, "output with need_weights=False (the output alone)", shape=(2, 5, D))
     assert isinstance(res, (tuple, list)) and len(res) == 2, \
         f"need_weights=True must return (output, weights), got {type(res).__name__}"
-    want_y, want_w = run_torch(ref, x, keep=keep, causal=True, weights=True)
-    expect_tensor(res[1], "attention weights", shape=(2, H, 5, 5))
-    assert_close(res[1], want_w, "per-head attention weights (nn.MultiheadAttention, average_attn_weights=False)")
-    assert_close(res[0], want_y, "output with need_weights=True")
+    check_weights(res[1], res[0], state, x, keep, "attention weights (need_weights=True)")
+
+
+@pytest.mark.points(1)
+def test_mha_keep_weights(impl):
+    """After ``keep_weights = True``, a forward call (default arguments) stores the weights it used,
+    (B, n_heads, T, S), in ``last_weights``."""
+    state, x, keep = identity_proj(mha_state(82)), rand(2, 5, D, seed=83), lengths_mask([5, 2], 5)
+    outs = run(impl, MHA, (D, H), state, [call("__setattr__", "keep_weights", True),
+                                          call("forward", x, mask=as_padding(keep)), attr("last_weights")])
+    assert outs[2] is not None, "last_weights is still None after a forward call with keep_weights = True"
+    check_weights(outs[2], outs[1], state, x, keep, "last_weights")
 
 
 @pytest.mark.points(2)
@@ -285,117 +495,164 @@ def test_mha_cross_attention(impl):
     ref, state = torch_mha(seed=90)
     x, ctx = rand(2, 3, D, seed=91), rand(2, 7, D, seed=92)
     keep = lengths_mask([7, 4], 7)
-    res = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, ctx),
-                                                   call("forward", x, ctx, mask=as_padding(keep), need_weights=True)],
-                          dtype=F64)
-    out = expect_tensor(res.outputs[0], "cross-attention output", shape=(2, 3, D))
+    outs = run(impl, MHA, (D, H), state, [call("forward", x, ctx),
+                                          call("forward", x, ctx, mask=as_padding(keep), need_weights=True)])
+    out = expect_tensor(outs[0], "cross-attention output", shape=(2, 3, D))
     assert_close(out, run_torch(ref, x, ctx), "cross-attention output (W_Q on x, W_K and W_V on context)")
     want_y, want_w = run_torch(ref, x, ctx, keep=keep, weights=True)
-    assert_close(res.outputs[1][1], want_w, "cross-attention weights with a padding mask (B, n_heads, T, S)")
-    assert_close(res.outputs[1][0], want_y, "cross-attention output with a padding mask")
+    assert isinstance(outs[1], (tuple, list)) and len(outs[1]) == 2, "need_weights=True must return (output, weights)"
+    assert_close(outs[1][1], want_w, "cross-attention weights with a padding mask (B, n_heads, T, S)")
+    assert_close(outs[1][0], want_y, "cross-attention output with a padding mask")
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "manual"])
-def test_mha_fused_and_manual_paths_agree(impl, fused):
-    """fused=True (PyTorch's kernel) and fused=False (the written-out path) both give the right answer."""
-    ref, state = torch_mha(seed=100)
-    x, ctx = rand(2, 5, D, seed=101), rand(2, 6, D, seed=102)
-    keep, ckeep = lengths_mask([5, 3], 5), lengths_mask([6, 2], 6)
-    res = impl.run_module(MHA, (D, H), {"fused": fused}, state,
-                          [call("forward", x, mask=as_padding(keep), is_causal=True),
-                           call("forward", x, ctx, mask=as_padding(ckeep))], dtype=F64)
-    assert_close(res.outputs[0], run_torch(ref, x, keep=keep, causal=True), f"fused={fused}: causal + padding output")
-    assert_close(res.outputs[1], run_torch(ref, x, ctx, keep=ckeep), f"fused={fused}: cross-attention with padding")
+def test_mha_fused_and_manual_paths_agree(impl):
+    """fused=True (PyTorch's kernel) and fused=False (the written-out path) give the same outputs, without a mask
+    and causal with padding."""
+    state, x = mha_state(100), rand(2, 5, D, seed=101)
+    calls = [call("forward", x), call("forward", x, mask=as_padding(lengths_mask([5, 3], 5)), is_causal=True),
+             call("forward", first_token_changed(x))]
+    fused = run(impl, MHA, (D, H), state, calls, init_kwargs={"fused": True})
+    manual = run(impl, MHA, (D, H), state, calls, init_kwargs={"fused": False})
+    assert_mixes(fused[0], fused[2], "fused=True output")
+    for what, a, b in zip(("self-attention", "causal self-attention with padding"), fused, manual):
+        assert_close(b, expect_tensor(a, f"fused=True {what} output"), f"fused=False vs fused=True: {what} output")
 
 
 @pytest.mark.points(1)
 def test_mha_without_bias(impl):
-    """bias=False matches nn.MultiheadAttention(bias=False) (self- and cross-attention)."""
-    ref, state = torch_mha(bias=False, seed=110)
+    """bias=False works like bias=True with zero biases, in self- and cross-attention (no bias used anywhere)."""
+    state = {k: v for k, v in mha_state(110).items() if k.endswith("weight")}
+    zeros = {"qkv.bias": torch.zeros(3 * D, dtype=F64), "proj.bias": torch.zeros(D, dtype=F64)}
     x, ctx = rand(2, 4, D, seed=111), rand(2, 5, D, seed=112)
-    res = impl.run_module(MHA, (D, H), {"bias": False}, state, [call("forward", x), call("forward", x, ctx)], dtype=F64)
-    assert_close(res.outputs[0], run_torch(ref, x), "bias=False self-attention output")
-    assert_close(res.outputs[1], run_torch(ref, x, ctx), "bias=False cross-attention output")
+    calls = [call("forward", x), call("forward", x, ctx), call("forward", first_token_changed(x))]
+    nb = run(impl, MHA, (D, H), state, calls, init_kwargs={"bias": False})
+    zb = run(impl, MHA, (D, H), {**state, **zeros}, calls)
+    assert_mixes(nb[0], nb[2], "bias=False output")
+    assert_close(nb[0], expect_tensor(zb[0], "output"), "bias=False self-attention vs bias=True with zero biases")
+    assert_close(nb[1], expect_tensor(zb[1], "output"), "bias=False cross-attention vs bias=True with zero biases")
+
+
+# --- MultiHeadAttention: dropout, gradients, dtypes ---------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_mha_dropout_off_in_eval_and_at_zero(impl):
+    """No dropout in eval mode (dropout=0.5 gives the dropout=0.0 output, on both paths), nor with dropout=0.0 in
+    training mode."""
+    state, x = mha_state(200), rand(2, 5, D, seed=201)
+    kw = {"mask": as_padding(lengths_mask([5, 3], 5)), "is_causal": True}
+    calls = [call("forward", x, **kw), call("forward", x, need_weights=True, **kw), call("forward", first_token_changed(x))]
+    base = run(impl, MHA, (D, H), state, calls, init_kwargs={"dropout": 0.0})
+    assert_mixes(base[0], base[2], "output")
+    for p, train, what in ((0.5, False, "dropout=0.5 in eval mode"), (0.0, True, "dropout=0.0 in training mode")):
+        outs = run(impl, MHA, (D, H), state, calls[:2], init_kwargs={"dropout": p}, train=train)
+        assert_close(outs[0], base[0], f"{what}: output (no dropout may be applied)")
+        for res in (outs[1], base[1]):
+            assert isinstance(res, (tuple, list)) and len(res) == 2, "need_weights=True must return (output, weights)"
+        assert_close(outs[1][0], base[1][0], f"{what}: output with need_weights=True (no dropout may be applied)")
+
+
+def dropout_probe(seed: int) -> tuple[dict, torch.Tensor]:
+    """Weights and input under which attention is uniform (W_Q = W_K = 0) and every value channel of token s is
+    2^s (W_V reads channel 0 of x, which holds 2^s), with proj = identity: the output times S (1 - p) is then the
+    sum of 2^s over the keys that dropout kept, the same in all channels of a head."""
+    state = identity_proj(mha_state(seed))
+    state["qkv.weight"], state["qkv.bias"] = torch.zeros(3 * D, D, dtype=F64), torch.zeros(3 * D, dtype=F64)
+    state["qkv.weight"][2 * D:, 0] = 1.0
+    x = rand(8, 8, D, seed=seed + 1)
+    x[..., 0] = 2.0 ** torch.arange(8, dtype=F64)
+    return state, x
+
+
+def check_weight_dropout(y: torch.Tensor, p: float, what: str) -> None:
+    """``y`` (B, S, D) from :func:`dropout_probe` in training mode: decode which keys each head kept."""
+    B, S, _ = y.shape
+    z = y.view(B, S, H, HS) * S * (1 - p)  # the sum of 2^s over kept keys, if kept weights are rescaled
+    if torch.allclose(z, torch.full_like(z, (2 ** S - 1) * (1 - p))):
+        raise AssertionError(f"{what}: no attention weight was dropped in training mode")
+    if float((z - z[..., :1]).abs().max()) > 1e-6:
+        raise AssertionError(f"{what}: the channels of one head were dropped separately; dropout acts on the "
+                             f"attention weights (one draw per head, query and key), not on the output")
+    r = z[..., 0].round()
+    if float((z[..., 0] - r).abs().max()) > 1e-6 or r.min() < 0 or r.max() > 2 ** S - 1:
+        raise AssertionError(f"{what}: the output is not a sum of kept weights rescaled by 1/(1-p) = {1 / (1 - p):g}")
+    kept = float((((r.long()[..., None] >> torch.arange(S)) & 1).double()).mean())
+    if abs(kept - (1 - p)) > 0.07:
+        raise AssertionError(f"{what}: {kept:.0%} of the attention weights were kept, expected about {1 - p:.0%} "
+                             f"(dropout={p})")
 
 
 @pytest.mark.points(2)
-def test_mha_heads_are_independent(impl):
-    """Heads are independent: when proj reads head 1 only, changing the other heads' weights changes nothing.
-
-    Head i uses only rows i*hs:(i+1)*hs of W_Q, W_K, W_V and feeds only columns i*hs:(i+1)*hs of proj."""
-    ref, state = torch_mha(seed=120)
-    keep_cols = torch.zeros(D, dtype=torch.bool)
-    keep_cols[HS:2 * HS] = True
-    state["proj.weight"] = state["proj.weight"] * keep_cols[None, :]
-    other = dict(state)
-    rows = torch.ones(3 * D, dtype=torch.bool)
-    for j in range(3):
-        rows[j * D + HS:j * D + 2 * HS] = False  # head 1's rows stay, the other heads' rows change
-    other["qkv.weight"] = torch.where(rows[:, None], rand(3 * D, D, seed=121), state["qkv.weight"])
-    other["qkv.bias"] = torch.where(rows, rand(3 * D, seed=122), state["qkv.bias"])
-    x = rand(2, 5, D, seed=123)
-    load_torch(ref, state)
-    a = fwd(impl, MHA, (D, H), state, x)
-    b = fwd(impl, MHA, (D, H), other, x)
-    assert_close(a, run_torch(ref, x), "output when proj reads head 1 only")
-    assert_close(b, a, "output after changing the weights of heads 0, 2, 3 only (proj reads head 1): heads must "
-                       "not mix, split with view(B, T, nh, hs).transpose(1, 2)")
-
-
-@pytest.mark.points(1)
-def test_bad_head_count_raises(impl):
-    """n_heads must divide d_model: MultiHeadAttention(10, 3) and MultiHeadAttentionLoop(10, 4) raise ValueError."""
-    expect_error(impl, MHA, (10, 3), "MultiHeadAttention(10, 3)")
-    expect_error(impl, LOOP, (10, 4), "MultiHeadAttentionLoop(10, 4)")
-    assert impl.param_shapes(MHA, (12, 3))["qkv.weight"] == (36, 12), "MultiHeadAttention(12, 3) must be accepted"
+def test_mha_dropout_on_attention_weights(impl):
+    """In training, dropout=0.25 zeroes attention weights (one draw per head, query and key), rescales the kept
+    ones by 1/(1-p) and keeps about 75% of them, on the fused and the written-out path."""
+    state, x = dropout_probe(210)
+    for fused in (True, False):
+        y = run(impl, MHA, (D, H), state, [call("forward", x)], init_kwargs={"dropout": 0.25, "fused": fused},
+                train=True)[0]
+        check_weight_dropout(expect_tensor(y, "output in training mode", shape=(8, 8, D)), 0.25,
+                             f"MultiHeadAttention(dropout=0.25, fused={fused}) in training mode")
 
 
 @pytest.mark.points(2)
 def test_mha_gradients(impl):
-    """Gradients w.r.t. the input and every parameter equal nn.MultiheadAttention's (causal + padding)."""
-    ref, state = torch_mha(seed=130)
-    x = rand(2, 5, D, seed=131)
-    keep = lengths_mask([5, 3], 5)
-    g = rand(2, 5, D, seed=132)
-    res = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, mask=as_padding(keep), is_causal=True)],
-                          backward=g, dtype=F64)
-    xl = x.clone().requires_grad_()
-    y, _ = ref(xl, xl, xl, key_padding_mask=~keep, attn_mask=~torch.ones(5, 5, dtype=torch.bool).tril(),
-               need_weights=False)
-    y.backward(g)
-    assert res.input_grads and res.input_grads[0] is not None, "no gradient reached the input x"
-    assert_close(res.input_grads[0], xl.grad, "gradient w.r.t. x")
-    names = {"qkv.weight": ref.in_proj_weight, "qkv.bias": ref.in_proj_bias, "proj.weight": ref.out_proj.weight,
-             "proj.bias": ref.out_proj.bias}
-    for name, p in names.items():
-        got = res.param_grads.get(name)
-        assert got is not None, f"no gradient reached {name}"
-        assert_close(got, p.grad, f"gradient w.r.t. {name}")
+    """Gradients reach x and every parameter the output depends on, and equal finite differences of the module's
+    own output (causal + padding)."""
+    state, x, g = mha_state(130), rand(2, 5, D, seed=131), rand(2, 5, D, seed=132)
+    kw = {"mask": as_padding(lengths_mask([5, 3], 5)), "is_causal": True}
+    res = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, **kw)], backward=g, dtype=F64)
+    grads = {"x": res.input_grads[0] if res.input_grads else None, **res.param_grads}
+    eps, dirs = 1e-6, {k: rand(*v.shape, seed=133 + i) for i, (k, v) in enumerate({"x": x, **state}.items())}
+    calls = [call("forward", x + eps * dirs["x"], **kw), call("forward", x - eps * dirs["x"], **kw),
+             call("forward", first_token_changed(x), **kw), call("forward", x, **kw)]
+    for key in state:
+        for sign in (1, -1):
+            calls += [call("load_state_dict", {**state, key: state[key] + sign * eps * dirs[key]}), call("forward", x, **kw)]
+    outs = run(impl, MHA, (D, H), state, calls)
+    assert_mixes(outs[3], outs[2], "output")
+    shifted = {"x": outs[:2], **{key: outs[5 + 4 * i:8 + 4 * i:2] for i, key in enumerate(state)}}
+    for key, d in dirs.items():
+        plus, minus = (expect_tensor(o, "output", shape=tuple(x.shape)) for o in shifted[key])
+        fd = float(((plus - minus) * g).sum()) / (2 * eps)
+        got = grads.get(key)
+        if got is None:  # fine for a parameter the output does not use
+            assert abs(fd) < 1e-6, f"no gradient reached {key}: is something detached or computed under no_grad?"
+            continue
+        an = float((expect_tensor(got, f"gradient w.r.t. {key}", shape=tuple(d.shape)) * d).sum())
+        assert abs(fd - an) <= 1e-5 * max(1.0, abs(fd)), \
+            f"gradient w.r.t. {key} does not match how the output changes with {key} ({an:.6g} vs {fd:.6g} along a " \
+            f"random direction)"
 
 
 @pytest.mark.points(1)
-def test_mha_float32(impl):
-    """A float32 module on float32 input returns float32 equal to the float64 result within float32 precision."""
-    ref, state = torch_mha(seed=140)
-    x = rand(2, 5, D, seed=141)
-    out = fwd(impl, MHA, (D, H), {k: v.float() for k, v in state.items()}, x.float(), is_causal=True,
-              dtype=torch.float32)
-    out = expect_tensor(out, "float32 output", shape=(2, 5, D), dtype=torch.float32)
-    assert_close(out, run_torch(ref, x, causal=True).float(), "float32 output", rtol=1e-4, atol=1e-5)
+def test_mha_dtypes(impl):
+    """float32 and bfloat16 modules on inputs of that dtype return that dtype, equal to the float64 result on the
+    same (rounded) weights and inputs within that dtype's precision."""
+    state, x = mha_state(140), rand(2, 5, D, seed=141)
+    for dtype, (rtol, atol) in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (5e-2, 5e-2))):
+        s, xd = {k: v.to(dtype) for k, v in state.items()}, x.to(dtype)
+        want = run(impl, MHA, (D, H), {k: v.double() for k, v in s.items()},
+                   [call("forward", xd.double(), is_causal=True), call("forward", first_token_changed(xd.double()),
+                                                                       is_causal=True)])
+        assert_mixes(want[0], want[1], "float64 output")
+        out = run(impl, MHA, (D, H), s, [call("forward", xd, is_causal=True)], dtype=dtype)[0]
+        out = expect_tensor(out, f"{dtype} output", shape=(2, 5, D), dtype=dtype)
+        assert_close(out, want[0].to(dtype), f"{dtype} output vs the float64 output", rtol=rtol, atol=atol)
 
 
 # --- KV cache -----------------------------------------------------------------------------------------------
 
 @pytest.mark.points(2)
 def test_kv_cache_update_appends_along_time(impl):
-    """KVCache.update appends (B, nh, T, hs) keys/values on the time axis and returns them all; len() counts tokens."""
+    """KVCache starts empty (k = v = None, len 0); update appends (B, nh, T, hs) keys/values on the time axis and
+    returns them all; len() counts tokens."""
     k1, v1 = rand(2, H, 3, HS, seed=150), rand(2, H, 3, HS, seed=151)
     k2, v2 = rand(2, H, 1, HS, seed=152), rand(2, H, 1, HS, seed=153)
-    res = impl.run_module(CACHE, (), {}, calls=[call("__len__"), call("update", k1, v1), call("update", k2, v2),
-                                                call("__len__"), attr("k"), attr("v")])
-    n0, first, second, n, k, v = res.outputs
+    outs = run(impl, CACHE, (), None, [call("__len__"), attr("k"), attr("v"), call("update", k1, v1),
+                                       call("update", k2, v2), call("__len__"), attr("k"), attr("v")], dtype=None)
+    n0, k0, v0, first, second, n, k, v = outs
     assert n0 == 0, f"len() of an empty cache must be 0, got {n0}"
+    assert k0 is None and v0 is None, "an empty cache holds k = v = None"
     assert isinstance(second, (tuple, list)) and len(second) == 2, "update(k, v) must return (k_all, v_all)"
     assert_close(first[0], k1, "keys returned by the first update")
     assert_close(second[0], torch.cat([k1, k2], dim=2),
@@ -406,33 +663,44 @@ def test_kv_cache_update_appends_along_time(impl):
     assert_close(v, torch.cat([v1, v2], dim=2), "cache.v after two updates")
 
 
-def _incremental_calls(x, **kw) -> list[dict]:
-    """A prompt of 4 tokens, then 3 tokens one at a time, then a chunk of 2 (9 in all), all causal."""
-    steps = [(0, 4), (4, 5), (5, 6), (6, 7), (7, 9)]
-    return [call("forward", x[:, a:b], is_causal=True, cache=Ref("cache"), **kw) for a, b in steps]
+@pytest.mark.points(2)
+def test_kv_cache_one_token_at_a_time(impl):
+    """Feeding tokens one at a time through a KVCache gives token t the output of the same module on x[:, :t+1]
+    at t; the cache then holds all keys and values, (B, n_heads, T, head_dim)."""
+    state, x = mha_state(160), rand(2, 6, D, seed=161)
+    steps = [call("forward", x[:, t:t + 1], is_causal=True, cache=Ref("cache")) for t in range(6)]
+    outs = run(impl, MHA, (D, H), state, [*steps, call("__len__", target="cache"), attr("k", target="cache"),
+                                          attr("v", target="cache"), call("forward", first_token_changed(x)),
+                                          *[call("forward", x[:, :t + 1]) for t in range(6)]],
+               objects={"cache": obj_spec(CACHE)})
+    n, k, v = outs[6:9]
+    assert_mixes(outs[-1], outs[9], "output without a cache")
+    for t in range(6):
+        got = expect_tensor(outs[t], f"output for token {t}", shape=(2, 1, D))
+        assert_close(got[:, 0], expect_tensor(outs[10 + t], "output", shape=(2, t + 1, D))[:, t],
+                     f"output for token {t} with the cache (must attend over the cached tokens 0..{t}, as the module "
+                     f"does on x[:, :{t + 1}])")
+    assert n == 6, f"len(cache) after 6 tokens must be 6, got {n}"
+    expect_tensor(k, "cache.k", shape=(2, H, 6, HS))
+    expect_tensor(v, "cache.v", shape=(2, H, 6, HS))
 
 
-@pytest.mark.points(3)
-def test_kv_cache_generation_equals_full_recompute(impl):
-    """Generation with a KVCache (prompt, single tokens, a chunk) equals causal attention over the whole sequence.
-
-    The cache then holds all 9 tokens' keys and values, (B, n_heads, 9, head_dim)."""
-    ref, state = torch_mha(seed=160)
-    x = rand(2, 9, D, seed=161)
-    res = impl.run_module(MHA, (D, H), {}, state, [*_incremental_calls(x), call("__len__", target="cache"),
-                                                   attr("k", target="cache"), attr("v", target="cache")],
-                          dtype=F64, objects={"cache": obj_spec(CACHE)})
-    parts, (n, k, v) = res.outputs[:5], res.outputs[5:]
-    want = run_torch(ref, x, causal=True)
-    for (a, b), got in zip([(0, 4), (4, 5), (5, 6), (6, 7), (7, 9)], parts):
+@pytest.mark.points(1)
+def test_kv_cache_chunks_with_causal(impl):
+    """A prompt of 4, one token, then a chunk of 2 through a KVCache with is_causal=True equal the module's causal
+    output over all 7 tokens at once (bottom-right aligned causal mask when the cache holds past tokens)."""
+    state, x = mha_state(162), rand(2, 7, D, seed=163)
+    spans = [(0, 4), (4, 5), (5, 7)]
+    outs = run(impl, MHA, (D, H), state, [*[call("forward", x[:, a:b], is_causal=True, cache=Ref("cache"))
+                                            for a, b in spans], call("forward", x, is_causal=True),
+                                          call("forward", first_token_changed(x), is_causal=True)],
+               objects={"cache": obj_spec(CACHE)})
+    full = expect_tensor(outs[3], "causal output", shape=(2, 7, D))
+    assert_mixes(full, outs[4], "causal output")
+    for (a, b), got in zip(spans, outs[:3]):
         got = expect_tensor(got, f"output for tokens {a}..{b - 1}", shape=(2, b - a, D))
-        assert_close(got, want[:, a:b], f"output for tokens {a}..{b - 1} with the cache (vs the full causal output)")
-    assert n == 9, f"len(cache) after 9 tokens must be 9, got {n}"
-    heads = lambda t: t.view(2, 9, H, HS).transpose(1, 2)  # noqa: E731
-    assert_close(k, heads(F.linear(x, state["qkv.weight"][D:2 * D], state["qkv.bias"][D:2 * D])),
-                 "cache.k (the keys of all tokens, heads split)")
-    assert_close(v, heads(F.linear(x, state["qkv.weight"][2 * D:], state["qkv.bias"][2 * D:])),
-                 "cache.v (the values of all tokens, heads split)")
+        assert_close(got, full[:, a:b], f"output for tokens {a}..{b - 1} with the cache and is_causal=True (vs the "
+                                        f"causal output over all tokens)")
 
 
 def rope_expected(state: dict, x: torch.Tensor, rope: RefRotaryEmbedding) -> torch.Tensor:
@@ -463,7 +731,7 @@ def _run_rope(impl, *args, **kwargs):
 def test_rope_rotates_queries_and_keys(impl):
     """rope=RotaryEmbedding(head_dim, max_len) rotates q and k (after the heads are split) at positions 0..T-1."""
     ref_rope = RefRotaryEmbedding(HS, 32).double()
-    _, state = torch_mha(seed=170)
+    state = mha_state(170)
     x = rand(2, 6, D, seed=171)
     res = _run_rope(impl, MHA, (D, H), {}, state, [call("double", target="rope"),
                                                    call("forward", x, is_causal=True, rope=Ref("rope"))],
@@ -473,15 +741,20 @@ def test_rope_rotates_queries_and_keys(impl):
 
 @pytest.mark.points(2)
 def test_kv_cache_with_rope(impl):
-    """With RoPE and a KVCache, new tokens are rotated at their true positions (offset = tokens cached).
-
-    Generation then equals the full causal recompute with RoPE."""
-    ref_rope = RefRotaryEmbedding(HS, 32).double()
-    _, state = torch_mha(seed=180)
-    x = rand(2, 9, D, seed=181)
+    """With RoPE and a KVCache, each new token is rotated at its true position (offset = tokens cached): token t
+    gets the output of the module with RoPE on x[:, :t+1] at t."""
+    state, x = mha_state(180), rand(2, 6, D, seed=181)
+    steps = [call("forward", x[:, t:t + 1], is_causal=True, cache=Ref("cache"), rope=Ref("rope")) for t in range(6)]
     res = _run_rope(impl, MHA, (D, H), {}, state,
-                    [call("double", target="rope"), *_incremental_calls(x, rope=Ref("rope"))],
+                    [call("double", target="rope"), *steps, call("forward", x),
+                     *[call("forward", x[:, :t + 1], rope=Ref("rope")) for t in range(6)]],
                     dtype=F64, objects=_rope_objects(impl))
-    got = torch.cat([expect_tensor(p, "output with cache and RoPE") for p in res.outputs[1:]], dim=1)
-    assert_close(got, rope_expected(state, x, ref_rope), "outputs of prompt + tokens with cache and RoPE "
-                                                         "(vs the full causal output with RoPE)")
+    outs = res.outputs[1:]
+    with_rope = expect_tensor(outs[-1], "output with RoPE", shape=(2, 6, D))
+    assert float((with_rope - expect_tensor(outs[6], "output", shape=(2, 6, D))).abs().max()) > 1e-6, \
+        "rope changes nothing: rotate q and k with q, k = rope(q, k, offset=...)"
+    for t in range(6):
+        got = expect_tensor(outs[t], f"output for token {t} with cache and RoPE", shape=(2, 1, D))
+        assert_close(got[:, 0], expect_tensor(outs[7 + t], "output", shape=(2, t + 1, D))[:, t],
+                     f"output for token {t} with the cache and RoPE (token {t} must be rotated at position {t}: "
+                     f"offset=len(cache))")

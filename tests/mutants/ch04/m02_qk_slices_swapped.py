@@ -22,11 +22,13 @@ class MultiHeadAttention(MultiHeadAttention):  # the correct MultiHeadAttention 
         if is_causal and T == 1:
             is_causal = False
         dropout_p = self.dropout if self.training else 0.0
-        if need_weights or not self.fused:
+        weights = None
+        if need_weights or self.keep_weights or not self.fused:
             y, weights = scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal, dropout_p=dropout_p,
                                                       return_weights=True)
+            if self.keep_weights:
+                self.last_weights = weights.detach()
         else:
-            weights = None
             y = attention(q, k, v, mask, is_causal=is_causal, dropout_p=dropout_p)
         y = y.transpose(1, 2).reshape(B, T, C)
         y = self.proj(y)
