@@ -37,7 +37,7 @@ _GELU_TANH = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")  # Hugging Face's na
 def load_weights(path: str | os.PathLike) -> dict[str, Tensor]:
     """The tensors of one weight file (``.safetensors``, ``.bin``/``.pt``) or of a sharded checkpoint's
     ``*.index.json`` (all its shards), on the CPU."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.name.endswith(".index.json"):
         shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
         return {k: v for shard in shards for k, v in load_weights(path.parent / shard).items()}
@@ -54,7 +54,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, Tensor]:
 def read_checkpoint_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """``(config, state_dict)`` of a local checkpoint folder: ``config.json`` and the first weight file of
     :data:`WEIGHT_FILES` that is there."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a folder; pass the folder that holds config.json and the weights")
     if not (path / "config.json").is_file():
@@ -322,7 +322,7 @@ class HFTokenizer:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        path = Path(path)
+        path = Path(path).expanduser()
         self._tok: Any = None
         if (path / "tokenizer.json").is_file():
             try:
