@@ -11,6 +11,7 @@ Generic over chapters (every suite in tests/hidden, every mutant in tests/mutant
 """
 from __future__ import annotations
 
+import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,13 +20,12 @@ import pytest
 from tfmcourse.grading import interfaces
 from tfmcourse.grading.intake import Submission
 from tfmcourse.grading.impl import LocalImpl
-from tfmcourse.grading.notebook import exec_cells, split_cells
 from tfmcourse.grading.pool import GraderProcess
 from tfmcourse.grading.runner import run_suite
 from tfmcourse.grading.sandbox import REPO_DIR, Limits
-from tfmcourse.grading.testing import (blank_source, chapters_with_suites, mutant_files, mutant_source, once_per_run,
-                                       reference_source,
-                                       write_notebook)
+from tfmcourse.grading.testing import (blank_source, chapters_with_suites, diagnose_in_process, grade_in_process,
+                                       mutant_files,
+                                       mutant_source, once_per_run, reference_source, write_notebook)
 
 SUITES = chapters_with_suites()
 MUTANTS = [(ch, p) for ch in SUITES for p in mutant_files(ch)]
@@ -42,15 +42,6 @@ def _summary(result: dict) -> str:
     return "\n".join(lines[:30])
 
 
-def _in_process(chapter: str, path: Path) -> dict:
-    """Grade a mutant in this process, loaded the way the sandbox worker loads a notebook."""
-    prelude, _ = interfaces.reference_namespace(interfaces.prerequisites(chapter))
-    module, problems = exec_cells(split_cells(mutant_source(path)), prelude, module_name=f"mutant_{chapter}_{path.stem}")
-    result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch))
-    result["problems"] = problems
-    return result
-
-
 @pytest.mark.parametrize("chapter", SUITES)
 def test_reference_scores_full_marks_in_process(chapter):
     result = run_suite(chapter, lambda ch: LocalImpl.reference(ch))
@@ -58,12 +49,48 @@ def test_reference_scores_full_marks_in_process(chapter):
         "the reference fails its own hidden suite:\n" + _summary(result)
 
 
+def _diagnosed(tmp_path_factory, chapter: str) -> dict[str, dict]:
+    """Every mutant of ``chapter`` graded in-process with the known-mistake diagnosis (once per run)."""
+    def compute(_: Path) -> dict:
+        out = {}
+        for path in mutant_files(chapter):
+            r = diagnose_in_process(chapter, mutant_source(path), module_name=f"mutant_{chapter}_{path.stem}")
+            out[path.stem] = {"score": r["score"], "max_score": r["max_score"], "summary": _summary(r),
+                              "reasons": [t["reason"] for t in r["tests"] if t["outcome"] != "passed"],
+                              "failed": [t["id"] for t in r["tests"] if t["outcome"] != "passed"],
+                              "diagnosis": r.get("diagnosis", []), "diagnosis_error": r.get("diagnosis_error")}
+        return out
+    return once_per_run(tmp_path_factory, f"mutants-{chapter}", compute)
+
+
 @pytest.mark.parametrize("chapter,mutant", MUTANTS, ids=[f"{c}-{p.stem}" for c, p in MUTANTS])
-def test_mutant_loses_points(chapter, mutant):
-    r = _in_process(chapter, mutant)
+def test_mutant_loses_points(tmp_path_factory, chapter, mutant):
+    r = _diagnosed(tmp_path_factory, chapter)[mutant.stem]
     assert r["max_score"] > 0 and 0 <= r["score"] < r["max_score"], \
         f"{mutant.name} ({mutant.read_text().splitlines()[0]}) scored full marks"
-    assert any(t["outcome"] != "passed" and t["reason"] for t in r["tests"]), "failed tests need a reason"
+    assert r["reasons"] and all(r["reasons"]), "failed tests need a reason"
+
+
+def _names_it(r: dict, mutant: str) -> bool:
+    """The diagnosis names ``mutant`` among its best matches (mistakes that behave identically tie)."""
+    d = r["diagnosis"]
+    return bool(d) and mutant in [x["mutant"] for x in d if (x["exact"], x["explains"]) == (d[0]["exact"], d[0]["explains"])]
+
+
+@pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
+def test_diagnosis_names_the_known_mistake(tmp_path_factory, chapter):
+    """Graded like a submission, each mutant's feedback names its own mistake first (at least 80 %)."""
+    results = _diagnosed(tmp_path_factory, chapter)
+    wrong = {m: [x["mutant"] for x in r["diagnosis"]] or r["diagnosis_error"] for m, r in results.items()
+             if not _names_it(r, m)}
+    assert len(wrong) <= 0.2 * len(results), f"{len(wrong)}/{len(results)} misdiagnosed: {wrong}"
+
+
+@pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
+def test_one_mistake_costs_few_tests(tmp_path_factory, chapter):
+    """One idea per test: a single mistake fails a median of at most 3 tests of its chapter."""
+    counts = sorted(len(r["failed"]) for r in _diagnosed(tmp_path_factory, chapter).values())
+    assert statistics.median(counts) <= 3, f"failing tests per mutant: {counts}"
 
 
 def _grade_sandboxed(root: Path) -> dict[str, dict]:
@@ -112,7 +139,8 @@ def test_blank_release_scores_zero(sandboxed, chapter):
 @pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
 def test_sandbox_grades_a_mutant_like_in_process(sandboxed, chapter):
     r = sandboxed[f"{chapter}/mutant"]
-    alone = _in_process(chapter, mutant_files(chapter)[0])
+    first = mutant_files(chapter)[0]
+    alone = grade_in_process(chapter, mutant_source(first), module_name=f"mutant_{chapter}_{first.stem}")
     assert r["status"] == "graded", _summary(r)
     assert [(t["id"], t["outcome"]) for t in r["tests"]] == [(t["id"], t["outcome"]) for t in alone["tests"]], \
         f"sandbox:\n{_summary(r)}\nin-process:\n{_summary(alone)}"

@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 import torch
 
-from tfmcourse.grading.wire import Ref, WireLimits, dumps, loads, read_frame, to_wire, write_frame
+from tfmcourse.grading.wire import Ref, WireLimits, dumps, loads, read_frame, write_frame
 
 U32, I64 = struct.Struct(">I"), struct.Struct(">q")
 

@@ -125,12 +125,44 @@ def _md(text: object) -> str:
     return html.escape(display_name(text), quote=False)
 
 
+def _mistake_line(d: dict) -> str:
+    names = ", ".join(f"`{n}`" for n in d.get("names", [])) or "your code"
+    how = "exactly like" if d.get("exact") else f"like (on {d['agreed']} of {d['shown']} probes where it shows)"
+    return f"Your {names} behaves {how} a known mistake: {d['mistake']}."
+
+
+def _diagnosis_lines(r: dict) -> list[str]:
+    """The known mistakes first, then the failing tests grouped by the mistake that explains them."""
+    diagnosis = r.get("diagnosis") or []
+    failing = [t for t in r["tests"] if t["outcome"] in ("failed", "error", "not run")]
+    if not diagnosis or not failing:
+        return []
+    lines = ["## What went wrong", ""]
+    explained: set[str] = set()
+    for i, d in enumerate(diagnosis, 1):
+        tests = [t for t in failing if t["id"] in d.get("tests", []) and t["id"] not in explained]
+        explained |= {t["id"] for t in tests}
+        lost = sum(t["max_points"] for t in tests)
+        lines.append(f"{i}. {_mistake_line(d)}")
+        if tests:
+            lines.append(f"   It explains {len(tests)} failing test(s), {lost:g} point(s): "
+                         + ", ".join(f"`{t['id']}`" for t in tests))
+    rest = [t for t in failing if t["id"] not in explained]
+    if rest:
+        lines.append(f"{len(diagnosis) + 1}. Failing for other reasons: " + ", ".join(f"`{t['id']}`" for t in rest))
+    return lines + [""]
+
+
 def feedback_markdown(r: dict) -> str:
-    """Per-student feedback: score, loading problems, then every test with its points and reason."""
+    """Per-student feedback: the most likely mistake first, the score, loading problems, the failing tests
+    grouped by cause, then every test with its points and reason."""
     ch = interfaces.get_chapter(r["chapter"])
     pct = f" ({100 * r['score'] / r['max_score']:.0f} %)" if r["max_score"] else ""
-    lines = [f"# {ch.id} {ch.title}: feedback for {_md(r['student'])}", "",
-             f"**Score: {r['score']:g} / {r['max_score']:g} points**{pct}", ""]
+    lines = []
+    if r.get("diagnosis"):
+        lines += [f"**Most likely mistake: {_mistake_line(r['diagnosis'][0])}**", ""]
+    lines += [f"# {ch.id} {ch.title}: feedback for {_md(r['student'])}", "",
+              f"**Score: {r['score']:g} / {r['max_score']:g} points**{pct}", ""]
     if r["status"] == "rejected":
         lines += ["## Your submission could not be graded", "", f"- {_md(r.get('rejected', ''))}", ""]
     elif r["status"] != "graded":
@@ -138,6 +170,7 @@ def feedback_markdown(r: dict) -> str:
     problems = [p for p in r.get("problems", []) if p != r.get("rejected")]
     if problems:
         lines += ["## Problems found while loading your notebook", ""] + [f"- {_md(p)}" for p in problems] + [""]
+    lines += _diagnosis_lines(r)
     failed = [t for t in r["tests"] if t["outcome"] in ("failed", "error", "not run")]
     lines += [f"## Tests ({len(r['tests']) - len(failed)} of {len(r['tests'])} passed)", ""]
     for t in r["tests"]:

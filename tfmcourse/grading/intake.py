@@ -33,6 +33,7 @@ import io
 import os
 import re
 import stat
+import tempfile
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -180,7 +181,6 @@ class Intake:
 
     private_dir: Path
     warnings: list[str] = field(default_factory=list)
-    _n: int = 0
 
     # -- walking ------------------------------------------------------------------------------------------
     def _walk(self, root: Path, root_name: str) -> list[_Found]:
@@ -355,10 +355,8 @@ class Intake:
         if best.data is None:
             return Submission(student, best.origin, chapter, rejected=best.rejected or "unreadable",
                               lms_id=owner.lms_id, flags=owner.flags, notes=notes)
-        self._n += 1
         suffix = ".py" if best.parts[-1].endswith(".py") else ".ipynb"
-        copy = self.private_dir / f"{self._n:05d}{suffix}"
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd, copy = tempfile.mkstemp(suffix=suffix, dir=self.private_dir)  # mode 0600, a name of our own
         with os.fdopen(fd, "wb") as fh:
             fh.write(best.data)
         return Submission(student, best.origin, chapter, sha256=hashlib.sha256(best.data).hexdigest(), copy=str(copy),

@@ -36,8 +36,7 @@ class Owner:
     flags: tuple[str, ...] = ()
 
 
-_CH = r"ch\d\d(?:_[^/]*)?"  # the course's file name: ch03_qkv.ipynb (LMSs may append -1, -2 ...)
-_CANVAS = re.compile(rf"^(?P<name>[^_/]+)_(?P<late>LATE_)?(?P<uid>\d+)_(?P<sub>\d+)_(?P<file>.+)$")
+_CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?P<late>LATE_)?(?P<uid>\d+)_(?P<sub>\d+)_(?P<file>.+)$")
 _MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_(?:file|onlinetext)_(?P<file>.*)$")
 _BLACKBOARD = re.compile(r"^(?P<assignment>.+?)_(?P<name>[^_/]+)_attempt_"
                          r"(?P<when>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_?(?P<file>.*)$")
@@ -53,8 +52,6 @@ def owner_from_folder_name(name: str) -> Owner | None:
 
 def owner_from_file_name(name: str) -> Owner | None:
     """The student named by an LMS download's file name, or ``None`` for a plain course file name."""
-    if re.match(rf"^{_CH}$", name, re.I):
-        return None
     m = _MOODLE.match(name)
     if m and m["file"]:
         return Owner(m["name"].strip(), m["uid"], "moodle")

@@ -170,6 +170,8 @@ class GraderProcess:
         record.update(status="graded" if res.get("tests") else "error", score=res["score"], max_score=res["max_score"],
                       tests=res["tests"], sandbox=report.get("sandbox", {}), seconds=round(time.monotonic() - t0, 2))
         record["problems"] += [p for p in report.get("problems", []) if p not in record["problems"]]
+        if res.get("diagnosis"):
+            record["diagnosis"] = res["diagnosis"]
         if res.get("grader_error") or report.get("fatal"):
             record.update(status="error", score=0.0)
             record["problems"].append(f"grader error: {(res.get('grader_error') or report['fatal'])[-800:]}")

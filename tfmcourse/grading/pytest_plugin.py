@@ -124,6 +124,10 @@ class Recorder:
             self.tests[item.nodeid] = {"id": item.nodeid.split("::", 1)[-1], "title": doc.splitlines()[0] if doc else "",
                                        "max_points": points, "points": 0.0, "outcome": "not run", "reason": ""}
 
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        from .diagnose import current_test
+        current_test(item.nodeid)  # requests made from here on belong to this test
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
         outcome = yield

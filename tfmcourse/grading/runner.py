@@ -53,15 +53,17 @@ def write_json_atomic(path: str | Path, data: dict) -> None:
 
 
 def run_suite(chapter: str, provider: Callable[[str], Impl] | None = None, *, select: str | list[str] | None = None,
-              verbose: bool = False) -> dict:
+              verbose: bool = False, diagnose: bool = False) -> dict:
     """Run the hidden suite of ``chapter`` against ``provider(chapter)`` (default: the conftest's choice).
 
     Args:
         select: test names (a list, joined with ``or``) or a ``-k`` expression; ``None`` runs all.
         verbose: let pytest print; otherwise its output is swallowed.
+        diagnose: record the implementation's answers and, if it lost points, name the known mistakes
+            they match (:mod:`.diagnose`) in ``result["diagnosis"]``.
 
     Returns:
-        ``{"tests": [...], "score", "max_score", "reports", "exit_code"}``.
+        ``{"tests": [...], "score", "max_score", "reports", "exit_code"}`` (and ``"diagnosis"``).
     """
     import pytest
 
@@ -69,6 +71,14 @@ def run_suite(chapter: str, provider: Callable[[str], Impl] | None = None, *, se
 
     recorder = Recorder()
     plugins: list = [recorder]
+    trace: list = []
+    if diagnose:
+        from .diagnose import Tracing
+        if provider is None:
+            from .impl import LocalImpl
+            provider = LocalImpl.reference
+        inner_provider = provider
+        provider = lambda ch: Tracing(inner_provider(ch), trace)  # noqa: E731
     if provider is not None:
         class _Provide:
             @pytest.hookimpl(trylast=True)
@@ -84,6 +94,12 @@ def run_suite(chapter: str, provider: Callable[[str], Impl] | None = None, *, se
         code = pytest.main(args, plugins=plugins)
     result = recorder.result()
     result["exit_code"] = int(code)
+    if diagnose and result["tests"] and result["score"] < result["max_score"]:
+        from .diagnose import diagnose as name_mistakes
+        try:
+            result["diagnosis"] = name_mistakes(chapter, trace, result["tests"])
+        except Exception as e:  # a diagnosis is a bonus: never let it cost a grade
+            result["diagnosis_error"] = f"{type(e).__name__}: {e}"[:500]
     if not result["tests"] and int(code) not in (0, 5):
         result["grader_error"] = out.getvalue()[-3000:]
     return result
@@ -103,7 +119,8 @@ def serve() -> int:
         try:
             limits = Limits(**job["limits"])
             result = run_suite(job["chapter"], lambda ch: SandboxImpl(job["submission"], ch, limits,
-                                                                      rejected=job.get("rejected", "")))
+                                                                      rejected=job.get("rejected", "")),
+                               diagnose=not job.get("rejected"))
             write_json_atomic(job["result"], result)
             reply.write(json.dumps({"ok": True}) + "\n")
         except Exception as e:  # a grader bug: report it, keep serving

@@ -94,6 +94,9 @@ def chapters_with_suites() -> list[str]:
     return [c.id for c in interfaces.CHAPTERS.values() if (HIDDEN_DIR / c.suite_file()).exists()]
 
 
+_ONCE: dict[tuple, dict] = {}
+
+
 def once_per_run(tmp_path_factory: Any, name: str, compute: Callable[[Path], dict]) -> dict:
     """``compute(fresh_dir)`` once per test run, also under pytest-xdist: workers share the JSON result.
 
@@ -102,7 +105,10 @@ def once_per_run(tmp_path_factory: Any, name: str, compute: Callable[[Path], dic
     """
     uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if not uid:
-        return compute(tmp_path_factory.mktemp(name))
+        key = (id(tmp_path_factory), name)
+        if key not in _ONCE:
+            _ONCE[key] = json.loads(json.dumps(compute(tmp_path_factory.mktemp(name))))
+        return _ONCE[key]
     root = tmp_path_factory.getbasetemp().parent / f"{name}-{uid}"
     root.mkdir(exist_ok=True)
     with open(root / "lock", "w") as lock:
@@ -139,3 +145,16 @@ def mutant_stats(chapter: str) -> list[dict]:
         rows.append({"mutant": path.stem, "doc": doc, "score": r["score"], "max_score": r["max_score"],
                      "failed": [t["id"] for t in r["tests"] if t["outcome"] != "passed"]})
     return rows
+
+
+def diagnose_in_process(chapter: str, source: str, module_name: str = "submission") -> dict:
+    """Like :func:`grade_in_process`, with the known-mistake diagnosis of :mod:`.diagnose`."""
+    from .impl import LocalImpl
+    from .notebook import exec_cells, split_cells
+    from .runner import run_suite
+
+    prelude, _ = interfaces.reference_namespace(interfaces.prerequisites(chapter))
+    module, problems = exec_cells(split_cells(source), prelude, module_name=module_name)
+    result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch), diagnose=True)
+    result["problems"] = problems
+    return result
