@@ -14,6 +14,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ..viz.style import figure_png
+
 __all__ = ["fig_to_png", "frame_explorer"]
 
 
@@ -26,10 +28,14 @@ def fig_to_png(fig: Figure, *, dpi: int = 80, tight: bool = True, fmt: str = "pn
             explorer all have the same size and the page does not jump when the slider moves.
         fmt: ``"png"`` (plots) or ``"jpeg"`` (photographs: much smaller).
     """
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+    if fmt == "png":  # with the smallest font it holds, so the book can keep that text readable
+        data = figure_png(fig, dpi=dpi, tight=tight)
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+        data = buf.getvalue()
     plt.close(fig)
-    return buf.getvalue()
+    return data
 
 
 def frame_explorer(frames: Sequence[bytes], labels: Sequence[str], *, description: str = "frame",
