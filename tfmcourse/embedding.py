@@ -117,10 +117,12 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate pairs ``(x[..., i], x[..., i + hs/2])`` by the angles whose cos/sin are given.
 
     Shapes:
-        x ``(B, nh, T, hs)``; cos, sin ``(T, hs/2)``; returns ``(B, nh, T, hs)`` in x's dtype.
+        x ``(..., T, hs)``, e.g. ``(B, nh, T, hs)``; cos, sin ``(T, hs/2)``, or with leading axes that
+        broadcast against x's (``(B, 1, T, hs/2)`` when each sequence has its own positions); returns x's
+        shape in x's dtype (rotated in at least float32).
     """
     # BEGIN SOLUTION ch01
-    x1, x2 = x.to(torch.promote_types(x.dtype, torch.float32)).chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    x1, x2 = x.to(torch.promote_types(x.dtype, torch.float32)).chunk(2, dim=-1)  # (..., T, hs/2) each
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.to(x.dtype)
     # END SOLUTION
