@@ -105,7 +105,7 @@ def _call(ns: Mapping[str, Any], req: dict) -> Any:
 
 
 def _build(ns: Mapping[str, Any], name: str, args: Any, kwargs: Any, objects: Mapping[str, Any]) -> Any:
-    if name.startswith(fixtures.PREFIX):  # a grader-defined model, not the student's
+    if name.startswith(fixtures.PREFIX):  # a grader-defined object (model, optimizer, ...), not the student's
         cls = fixtures.FIXTURES[name[len(fixtures.PREFIX):]]
     else:
         cls = resolve(ns, name)
@@ -154,15 +154,22 @@ def _module(ns: Mapping[str, Any], req: dict) -> dict:
     grad_call = grad_call % len(calls)
     outputs, in_grads, kw_grads = [], [], {}
     for i, call in enumerate(calls):
-        target = objects[call.get("target", "main")]
+        if "get" in call:  # an object itself (e.g. what a function built as ``main`` returned)
+            outputs.append(objects[call["get"]])
+            continue
+        if "function" in call:  # a function of the implementation, called with the built objects
+            fn, target = resolve(ns, call["function"]), None
+        else:
+            target = objects[call.get("target", "main")]
         if "attr" in call:
             outputs.append(getattr(target, call["attr"]))
             continue
         args, kwargs = _subst(list(call.get("args", ())), objects), _subst(dict(call.get("kwargs", {})), objects)
         if grad is not None and i == grad_call:
             args, kwargs = _track(args, kwargs)
-        method = call.get("method", "forward")
-        fn = target if method in ("forward", "__call__") and isinstance(target, nn.Module) else getattr(target, method)
+        if target is not None:
+            method = call.get("method", "forward")
+            fn = target if method in ("forward", "__call__") and isinstance(target, nn.Module) else getattr(target, method)
         out = fn(*args, **kwargs)
         outputs.append(out)
         if grad is not None and i == grad_call:

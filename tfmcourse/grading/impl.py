@@ -25,8 +25,12 @@ the implementation: the suite computes them itself with the reference ``tfmcours
 
 ``calls`` is a list of ``call(method="forward", *args, **kwargs)`` / ``attr("name")`` entries run in
 order on the same object (stateful scenarios such as a KV cache); ``objects={"cache": obj_spec("KVCache")}``
-builds further objects first and ``Ref("cache")`` passes them as arguments. A failing implementation
-raises :class:`StudentError` (their exception), :class:`MissingName`, :class:`InterfaceError` or
+builds further objects first and ``Ref("cache")`` passes them as arguments. ``fcall(name, *args, **kwargs)``
+entries call a *function* of the implementation with such objects (e.g. a training step given a fixture
+model, optimizer and scaler, called several times, then ``call("state_dict", target="model")``), and
+``get("key")`` returns an object itself (``get()``: ``main``, e.g. what the function named by ``name``
+returned when it was "built"). A failing implementation raises
+:class:`StudentError` (their exception), :class:`MissingName`, :class:`InterfaceError` or
 :class:`SandboxError`; each message is written for the student's feedback.
 """
 from __future__ import annotations
@@ -40,7 +44,8 @@ from . import interfaces
 from .executor import execute
 from .wire import InterfaceError, MissingName, Ref, StudentError, dumps, loads
 
-__all__ = ["Impl", "LocalImpl", "Outcome", "GradResult", "ModuleResult", "call", "attr", "obj_spec", "Ref"]
+__all__ = ["Impl", "LocalImpl", "Outcome", "GradResult", "ModuleResult", "call", "fcall", "attr", "get", "obj_spec",
+           "Ref"]
 
 
 def call(method: str = "forward", *args: Any, target: str = "main", **kwargs: Any) -> dict:
@@ -48,16 +53,29 @@ def call(method: str = "forward", *args: Any, target: str = "main", **kwargs: An
     return {"method": method, "args": list(args), "kwargs": kwargs, "target": target}
 
 
+def fcall(function: str, *args: Any, **kwargs: Any) -> dict:
+    """One step of a ``run_module`` scenario: the implementation's ``function(*args, **kwargs)``, where
+    ``Ref("key")`` arguments stand for the scenario's objects."""
+    return {"function": function, "args": list(args), "kwargs": kwargs}
+
+
 def attr(name: str, target: str = "main") -> dict:
     """One step of a ``run_module`` scenario that reads an attribute (e.g. a cache's ``k``)."""
     return {"attr": name, "target": target}
+
+
+def get(target: str = "main") -> dict:
+    """One step of a ``run_module`` scenario that returns an object itself (e.g. ``main`` when ``name`` is a
+    function: its return value)."""
+    return {"get": target}
 
 
 def obj_spec(name: str, *args: Any, **kwargs: Any) -> dict:
     """An extra object to build before a scenario (``objects={"cache": obj_spec("KVCache")}``).
 
     ``name`` is a name of the implementation's namespace, or ``"fixture:NAME"`` for a grader-defined
-    model from :mod:`tfmcourse.grading.fixtures` (e.g. ``obj_spec("fixture:tied_lm", vocab, d_model)``).
+    object from :mod:`tfmcourse.grading.fixtures` (e.g. ``obj_spec("fixture:tied_lm", vocab, d_model)``,
+    ``obj_spec("fixture:sgd", Ref("model"), lr=0.0)``).
     """
     return {"name": name, "args": list(args), "kwargs": kwargs}
 

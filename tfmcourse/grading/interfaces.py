@@ -54,9 +54,12 @@ CHAPTERS: dict[str, Chapter] = {c.id: c for c in [
     # EncoderBlock is graded in ch05, once both of its sub-layers (ch04 attention, ch05 FFN) exist.
     Chapter("ch05", "FFN versus attention", "ch05_ffn",
             {"FeedForward": "tfmcourse.ffn", "SwiGLU": "tfmcourse.ffn", "EncoderBlock": _B}),
+    # The training step and evaluation loop are graded with grader-built models, optimizers and scalers
+    # (tfmcourse.grading.fixtures), so they cost nothing if DecoderBlock or the schedule is wrong.
     Chapter("ch06", "Training loops", "ch06_training",
             {"DecoderBlock": _B, "param_groups": "tfmcourse.optim",
-             "warmup_cosine_lr": "tfmcourse.train.schedule"}),
+             "warmup_cosine_lr": "tfmcourse.train.schedule", "train_step": "tfmcourse.train.step",
+             "evaluate": "tfmcourse.train.step"}),
     Chapter("ch07", "Vision Transformer", "ch07_vit",
             {"patchify": "tfmcourse.vit", "PatchEmbedding": "tfmcourse.vit", "ViT": "tfmcourse.vit"}),
 ]}

@@ -1,0 +1,19 @@
+"""Mutant m44_eval_no_autocast: evaluate ignores amp_dtype (no autocast)."""
+# %%
+import torch
+import torch.nn.functional as F
+
+
+def evaluate(model, batches, *, amp_dtype=None):
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            *inputs, targets = batch
+            logits = model(*inputs)[0]
+            total += float(F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten(), ignore_index=-100,
+                                           reduction="sum"))
+            count += int((targets != -100).sum())
+    model.train(was_training)
+    return {"loss": total / count if count else float("nan"), "n_targets": count}

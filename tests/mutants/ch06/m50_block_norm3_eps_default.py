@@ -1,0 +1,16 @@
+"""Mutant m50_block_norm3_eps_default: eps is passed to norm1 and norm2 but not to norm3."""
+# %%
+class DecoderBlock(DecoderBlock):  # the correct DecoderBlock from above, but for what follows
+    def __init__(self, d_model, n_heads, d_ff, *, dropout=0.0, ffn="relu", norm="layernorm", norm_first=True,
+                 bias=True, eps=1e-5):
+        nn.Module.__init__(self)
+        self.norm_first = norm_first
+        self.norm1 = build_norm(norm, d_model, eps=eps, bias=bias)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+        self.norm2 = build_norm(norm, d_model, eps=eps, bias=bias)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+        self.norm3 = build_norm(norm, d_model, bias=bias)
+        self.ffn = build_ffn(ffn, d_model, d_ff, dropout=dropout, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)

@@ -1,0 +1,18 @@
+"""Mutant m60_schedule_returns_tensor: the rate is computed with torch and returned as a tensor, not a float."""
+# %%
+import math
+
+import torch
+
+
+def warmup_cosine_lr(step, *, max_lr, min_lr, warmup_steps, total_steps):
+    if step < 0 or warmup_steps < 0 or total_steps < 0:
+        raise ValueError("step, warmup_steps and total_steps must be >= 0")
+    if not 0 <= min_lr <= max_lr:
+        raise ValueError("need 0 <= min_lr <= max_lr")
+    if step < warmup_steps:
+        return torch.tensor(max_lr * (step + 1) / (warmup_steps + 1))
+    if step >= total_steps:
+        return torch.tensor(min_lr)
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + 0.5 * (1.0 + torch.cos(torch.tensor(math.pi * progress))) * (max_lr - min_lr)
