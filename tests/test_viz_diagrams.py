@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import pytest
 import torch
+from matplotlib.patches import FancyBboxPatch
 from matplotlib.text import Text
 from torch import nn
 
@@ -171,16 +172,23 @@ def test_diagram_text_is_readable_at_the_column_width(name):
 
 
 @pytest.mark.parametrize("name", list(DIAGRAMS))
-def test_diagram_text_stays_inside_the_figure_and_does_not_overlap(name):
+def test_diagram_text_stays_inside_the_figure_and_its_box_and_does_not_overlap(name):
     fig = DIAGRAMS[name]()
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     frame = fig.bbox
+    shapes = [p.get_window_extent(renderer) for p in fig.findobj(FancyBboxPatch)]
     boxes = []
     for t in _texts(fig):
         bb = t.get_window_extent(renderer)
         assert bb.x0 >= frame.x0 - 1 and bb.x1 <= frame.x1 + 1 and bb.y0 >= frame.y0 - 1 and bb.y1 <= frame.y1 + 1, \
             f"{name}: {t.get_text()!r} is cut off by the figure's edge"
+        # a label centred in a box must fit in it (the innermost box, for a sub-layer inside a stack)
+        around = [s for s in shapes if s.contains((bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2)]
+        if around:
+            inner = min(around, key=lambda s: s.width * s.height)
+            assert bb.x0 >= inner.x0 - 1 and bb.x1 <= inner.x1 + 1 and bb.y0 >= inner.y0 - 1 and bb.y1 <= inner.y1 + 1, \
+                f"{name}: {t.get_text()!r} sticks out of its box"
         boxes.append((t.get_text(), bb.shrunk(0.95, 0.8)))
     for (a, ba), (b, bb) in itertools.combinations(boxes, 2):
         assert not ba.overlaps(bb), f"{name}: {a!r} overlaps {b!r}"

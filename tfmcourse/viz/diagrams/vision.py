@@ -32,14 +32,9 @@ def plot_vit_pipeline(vit: nn.Module, image: Tensor):
             fontsize=MIN_FONT)
     # 2. the patches in sequence order (row by row), each becoming one token
     _arrow(ax, (1.5, y_top - s0 / 2), (1.85, y_top - s0 / 2))
-    tile = min(0.27, 4.55 / (N + 1.3))
+    tile = min(0.27, 4.55 / N)
     x0 = 2.0
     cls = c.pool == "cls"
-    if cls:
-        _box(ax, x0 + tile / 2, y_top - s0 / 2, tile, tile, "", "attention", lw=1.0)
-        ax.text(x0 + tile / 2, y_top - s0 / 2 + tile / 2 + 0.08, "[CLS]", ha="center", va="bottom",
-                fontsize=MIN_FONT)
-        x0 += 1.3 * tile
     for n in range(N):
         r, q = divmod(n, side)
         patch = (gray if gray is not None else img)[..., r * P:(r + 1) * P, q * P:(q + 1) * P]
@@ -51,19 +46,19 @@ def plot_vit_pipeline(vit: nn.Module, image: Tensor):
     ax.set_xlim(0, 6.6)
     ax.set_ylim(0, 3.45)
     ax.text(x0 + N * tile / 2, y_top - s0 / 2 - tile / 2 - 0.1,
-            f"{N} patches of {P}×{P}" + (" + [CLS]" if cls else ""), ha="center", va="top", fontsize=MIN_FONT)
+            f"{N} patches of {P}×{P}, row by row", ha="center", va="top", fontsize=MIN_FONT)
     # 3. the model, left to right
-    stages = [("patch_embed\n+ pos_embed", "embed"), (f"blocks: {len(vit.blocks)} ×\nencoder block", "stack"),
-              ("norm", "norm"), ("pool: [CLS]" if cls else "pool: mean", "attention" if cls else "ffn"),
+    stages = [("patch_embed\n+ [CLS]\n+ pos_embed" if cls else "patch_embed\n+ pos_embed", "embed"),
+              (f"blocks: {len(vit.blocks)} ×\nencoder block", "stack"), ("norm", "norm"), ("pool: [CLS]" if cls else "pool: mean", "attention" if cls else "ffn"),
               (f"head → {c.n_classes}", "head")]
-    widths = [1.35, 1.4, 0.75, 1.2, 1.05]
+    widths = [1.35, 1.45, 0.75, 1.2, 1.05]
     gap = (6.5 - sum(widths)) / (len(stages) - 1)
     x, yb = 0.05, 0.55
     _line(ax, [x0 + N * tile / 2, x0 + N * tile / 2, 0.05 + widths[0] / 2],
           [y_top - s0 / 2 - tile / 2 - 0.45, 1.2, 1.2])
-    _arrow(ax, (0.05 + widths[0] / 2, 1.2), (0.05 + widths[0] / 2, yb + 0.3))
+    _arrow(ax, (0.05 + widths[0] / 2, 1.2), (0.05 + widths[0] / 2, yb + 0.35))
     for k, ((text, kind), w) in enumerate(zip(stages, widths)):
-        _box(ax, x + w / 2, yb, w, 0.6, text, kind, fontsize=MIN_FONT)
+        _box(ax, x + w / 2, yb, w, 0.7, text, kind, fontsize=MIN_FONT)
         if k < len(stages) - 1:
             _arrow(ax, (x + w, yb), (x + w + gap, yb))
         x += w + gap
