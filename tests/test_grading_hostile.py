@@ -35,7 +35,7 @@ from tfmcourse.grading.testing import blank_source, once_per_run, reference_sour
 
 HOSTILE = Path(__file__).parent / "hostile"
 HONEST_PARTS = (HOSTILE / "_honest_masks.py").read_text()
-BUDGET_S = 25  # the run's per-submission budget (--budget)
+BUDGET_S = 40  # the run's per-submission budget (--budget)
 # submission -> (earns the honest masks' points?, text expected in its problems or reasons)
 EXPECT = {
     "h01_loop_at_import": (True, "was skipped: loading the notebook took longer than the time limit"),
@@ -157,7 +157,7 @@ def _grade_hostile(root: Path) -> dict:
               if p.is_file() and not p.is_symlink() and p.stat().st_size < 2**20}
     t0 = time.monotonic()
     try:
-        code = cli.main([str(subs), "--chapter", "ch03", "--jobs", "2", "--out", str(gradebook), "--timeout", "3",
+        code = cli.main([str(subs), "--chapter", "ch03", "--jobs", "2", "--out", str(gradebook), "--timeout", "6",
                          "--budget", str(BUDGET_S), "--cpu", "20", "--memory", "1200", "-q"])
     finally:
         for p in planted:

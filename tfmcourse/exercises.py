@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -87,10 +88,74 @@ def drifted(solutions: Path | str = REPO_DIR / "solutions", exercises: Path | st
     return sorted(n for n in fresh.keys() | committed.keys() if fresh.get(n) != committed.get(n))
 
 
+HIDDEN_CELL_ID = "hidden_tests"
+_HIDDEN_BLOCK = re.compile(r"\n?### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
+
+
+def hidden_tests_source(chapter: str) -> str:
+    return ("# The course's hidden tests of this chapter run here when your instructor grades the notebook\n"
+            "# (the points are theirs; the checks above are the visible part).\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "from tfmcourse.grading import nbgrader_points\n"
+            f"nbgrader_points({chapter!r}, globals())\n"
+            "### END HIDDEN TESTS\n")
+
+
+def sync_points(path: Path | str) -> bool:
+    """Make a solution notebook's nbgrader points those of its chapter's hidden suite; return whether it changed.
+
+    The visible check cells stay (read-only, not graded); one graded cell at the end runs the whole hidden
+    suite with :func:`~tfmcourse.grading.nbgrader.nbgrader_points` and carries exactly its points, so
+    ``nbgrader autograde`` and ``tfmcourse grade`` give every submission the same percentage.
+    """
+    from .grading.interfaces import chapter_from_filename
+    from .grading.runner import suite_points
+
+    path = Path(path)
+    ch = chapter_from_filename(path)
+    nb = json.loads(path.read_text())
+    try:
+        total = sum(suite_points(ch.id).values())
+        points = int(total) if total == int(total) else total
+    except FileNotFoundError:  # no hidden suite for this notebook (yet)
+        return False
+    cells, hidden = [], None
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") == HIDDEN_CELL_ID:
+            hidden = cell
+            continue
+        if meta.get("grade") and not meta.get("solution"):  # a visible check: read-only, no points
+            meta.update(grade=False, locked=True)
+            meta.pop("points", None)
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            cell["source"] = _HIDDEN_BLOCK.sub("\n", src).rstrip("\n").splitlines(keepends=True)
+        cells.append(cell)
+    hidden = hidden or {"cell_type": "code", "execution_count": None, "id": HIDDEN_CELL_ID, "outputs": [],
+                        "metadata": {}}
+    hidden["source"] = hidden_tests_source(ch.id).rstrip("\n").splitlines(keepends=True)
+    hidden["metadata"]["nbgrader"] = {"grade": True, "grade_id": HIDDEN_CELL_ID, "locked": True, "points": points,
+                                      "schema_version": 3, "solution": False, "task": False}
+    last_code = max(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+    cells.insert(last_code + 1, hidden)
+    nb["cells"] = cells
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    changed = text != path.read_text()
+    if changed:
+        path.write_text(text)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfmcourse.exercises", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only report whether exercises/ drifted")
+    p.add_argument("--sync-points", action="store_true",
+                   help="first give each solution notebook's graded cell its hidden suite's points")
     a = p.parse_args(argv)
+    if a.sync_points:
+        for path in sorted((REPO_DIR / "solutions").glob("ch0*.ipynb")):
+            if sync_points(path):
+                print(f"updated the nbgrader points of {path.relative_to(REPO_DIR)}")
     if a.check:
         bad = drifted()
         if bad:

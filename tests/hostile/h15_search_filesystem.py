@@ -14,7 +14,7 @@ for top, dirs, files in os.walk("/", followlinks=False):
             found.append(path)
             continue
         try:
-            if os.path.getsize(path) < 2**20 and name.endswith((".ipynb", ".py", ".json", ".md")):
+            if os.path.getsize(path) < 2**20 and name.endswith((".ipynb", ".md")):
                 with open(path, errors="replace") as f:
                     if MARKER in f.read():
                         found.append(path)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["nbgrader_check", "LocalImpl", "SandboxImpl", "CHAPTERS"]
+__all__ = ["nbgrader_check", "nbgrader_points", "LocalImpl", "SandboxImpl", "CHAPTERS"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: the sandbox worker imports this package, keep it light
-    if name == "nbgrader_check":
-        from .nbgrader import nbgrader_check
-        return nbgrader_check
+    if name in ("nbgrader_check", "nbgrader_points"):
+        from . import nbgrader
+        return getattr(nbgrader, name)
     if name == "LocalImpl":
         from .impl import LocalImpl
         return LocalImpl

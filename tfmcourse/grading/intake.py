@@ -70,6 +70,7 @@ class Submission:
     lms_id: str = ""
     flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. other files of this student that were not graded
+    files: tuple[tuple[str, str], ...] = ()  # capstone: (chNN_<slug>.ipynb, private copy) of their other notebooks
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -323,15 +324,18 @@ class Intake:
             chapter = max(set(ids), key=ids.count)
         ch = interfaces.get_chapter(chapter)
         by_student: dict[str, list[_Found]] = {}
+        pieces: dict[str, dict[str, _Found]] = {}  # capstone: each student's notebooks of the other chapters
         for f in found:
             named = interfaces.chapter_from_filename(f.parts[-1])
             if named is not None and named.id != ch.id:
+                if ch.capstone and f.data is not None and not named.capstone:
+                    pieces.setdefault(_nfc(self._owner(f).name), {}).setdefault(named.slug, f)
                 continue  # another chapter's notebook
             if named is None and len(f.parts) > 1 and not f.rejected and owner_from_file_name(f.parts[-1]) is None:
                 continue  # e.g. a helper module in a student's folder
             f.owner = self._owner(f)
             by_student.setdefault(_nfc(f.owner.name), []).append(f)
-        subs = [self._choose(student, files, ch.id) for student, files in by_student.items()]
+        subs = [self._choose(student, files, ch.id, pieces.get(student, {})) for student, files in by_student.items()]
         if not subs:
             raise ValueError(f"no {ch.id} notebooks found in {', '.join(map(str, paths))}")
         keys: dict[str, str] = {}
@@ -341,7 +345,13 @@ class Intake:
             keys[s.key] = s.student
         return sorted(subs, key=lambda s: s.student), ch.id
 
-    def _choose(self, student: str, files: list[_Found], chapter: str) -> Submission:
+    def _copy(self, data: bytes, suffix: str) -> str:
+        fd, copy = tempfile.mkstemp(suffix=suffix, dir=self.private_dir)  # mode 0600, a name of our own
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return copy
+
+    def _choose(self, student: str, files: list[_Found], chapter: str, pieces: dict[str, _Found]) -> Submission:
         """One submission per student: a readable file, the course's own name first, else the latest."""
         def rank(f: _Found) -> tuple:
             exact = f.parts[-1] == f"{interfaces.get_chapter(chapter).slug}.ipynb"
@@ -355,9 +365,10 @@ class Intake:
         if best.data is None:
             return Submission(student, best.origin, chapter, rejected=best.rejected or "unreadable",
                               lms_id=owner.lms_id, flags=owner.flags, notes=notes)
-        suffix = ".py" if best.parts[-1].endswith(".py") else ".ipynb"
-        fd, copy = tempfile.mkstemp(suffix=suffix, dir=self.private_dir)  # mode 0600, a name of our own
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(best.data)
-        return Submission(student, best.origin, chapter, sha256=hashlib.sha256(best.data).hexdigest(), copy=str(copy),
-                          lms_id=owner.lms_id, flags=owner.flags, notes=notes)
+        copy = self._copy(best.data, ".py" if best.parts[-1].endswith(".py") else ".ipynb")
+        extra = tuple((f"{slug}.ipynb", self._copy(p.data, ".ipynb")) for slug, p in sorted(pieces.items()))
+        digest = hashlib.sha256(best.data)
+        for _, p in sorted(pieces.items()):
+            digest.update(hashlib.sha256(p.data).digest())
+        return Submission(student, best.origin, chapter, sha256=digest.hexdigest(), copy=copy, lms_id=owner.lms_id,
+                          flags=owner.flags, notes=notes, files=extra)

@@ -57,8 +57,15 @@ def _source(cell: dict) -> str:
     return src if isinstance(src, str) else ""
 
 
-def read_cells(path: str | Path) -> list[Cell]:
-    """The code cells of a notebook (or a ``# %%`` script) to execute, nbgrader test cells left out.
+def _is_answer_cell(cell: dict) -> bool:
+    meta = cell.get("metadata") or {}
+    nb = meta.get("nbgrader") or {} if isinstance(meta, dict) else {}
+    return isinstance(nb, dict) and bool(nb.get("solution"))
+
+
+def read_cells(path: str | Path, *, answers_only: bool = False) -> list[Cell]:
+    """The code cells of a notebook (or a ``# %%`` script) to execute, nbgrader test cells left out
+    (``answers_only``: only nbgrader answer cells, e.g. the capstone's, whose other cells train models).
 
     Raises:
         NotebookError: unreadable, too large, not notebook JSON, or no code cells.
@@ -86,6 +93,7 @@ def read_cells(path: str | Path) -> list[Cell]:
             raise NotebookError(f"{path.name} has no 'cells' list: it is not a Jupyter notebook (nbformat 4)")
         cells = [Cell(i + 1, _source(c)) for i, c in enumerate(raw)
                  if isinstance(c, dict) and c.get("cell_type") == "code" and not _is_test_cell(c)
+                 and (not answers_only or _is_answer_cell(c))
                  and _source(c).strip()]
     if not cells:
         raise NotebookError(f"{path.name} has no code cells with content: nothing to grade")

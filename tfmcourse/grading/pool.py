@@ -147,7 +147,7 @@ class GraderProcess:
         self.jobs += 1
         out = self.tmp / f"result-{self.jobs}.json"
         job = {"chapter": sub.chapter, "submission": sub.copy, "rejected": sub.rejected, "result": str(out),
-               "limits": limits}
+               "limits": limits, "files": [list(f) for f in sub.files]}
         error = None
         try:
             self.proc.stdin.write((json.dumps(job) + "\n").encode())

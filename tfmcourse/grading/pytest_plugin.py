@@ -47,9 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): points this hidden test is worth (default 1)")
-    from .interfaces import CHAPTERS
+    from .interfaces import GRADED
     known = {line.split(":")[0].strip() for line in config.getini("markers")}
-    for ch in CHAPTERS.values():
+    for ch in GRADED.values():
         if ch.id not in known:  # when the suites run outside the course repository (nbgrader)
             config.addinivalue_line("markers", f"{ch.id}: chapter {ch.number}, {ch.title}")
 

@@ -20,7 +20,7 @@ from typing import Callable
 from . import interfaces
 from .impl import Impl
 
-__all__ = ["run_suite", "suite_path", "write_json_atomic", "main"]
+__all__ = ["run_suite", "suite_path", "suite_points", "write_json_atomic", "main"]
 
 
 def suite_path(chapter: str) -> Path:
@@ -105,6 +105,22 @@ def run_suite(chapter: str, provider: Callable[[str], Impl] | None = None, *, se
     return result
 
 
+def suite_points(chapter: str) -> dict[str, float]:
+    """``{test id: points}`` of a chapter's hidden suite, collected without running anything."""
+    import pytest
+
+    from .pytest_plugin import Recorder
+
+    recorder = Recorder()
+    args = [str(suite_path(chapter)), "--collect-only", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-p", "no:xdist", "-q", "-o", "addopts=--strict-markers"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = pytest.main(args, plugins=[recorder])
+    if code not in (0,):
+        raise RuntimeError(f"collecting the {chapter} suite failed (pytest exit {code})")
+    return {t["id"]: t["max_points"] for t in recorder.tests.values()}
+
+
 def serve() -> int:
     """Grade jobs read as JSON lines on stdin (``chapter``, ``submission``, ``result``, ``limits``), one
     pytest session each, answering one JSON line per job on the original stdout. Used by
@@ -119,7 +135,8 @@ def serve() -> int:
         try:
             limits = Limits(**job["limits"])
             result = run_suite(job["chapter"], lambda ch: SandboxImpl(job["submission"], ch, limits,
-                                                                      rejected=job.get("rejected", "")),
+                                                                      rejected=job.get("rejected", ""),
+                                                                      files=[tuple(f) for f in job.get("files", [])]),
                                diagnose=not job.get("rejected"))
             write_json_atomic(job["result"], result)
             reply.write(json.dumps({"ok": True}) + "\n")

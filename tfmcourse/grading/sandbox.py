@@ -32,6 +32,7 @@ from typing import Any
 
 from . import interfaces, stubs
 from .impl import Impl
+from .intake import Rejected, read_student_file
 from .jail import bwrap_args, cgroup_dirs
 from .notebook import Cell, NotebookError, read_cells
 from .wire import SandboxError, WireLimits, read_frame, write_frame
@@ -159,8 +160,10 @@ class SandboxImpl(Impl):
     ``rejected`` (a reason) grades nothing: every test fails with it, and the file is never read.
     """
 
-    def __init__(self, notebook: str | Path, chapter: str, limits: Limits | None = None, *, rejected: str = "") -> None:
+    def __init__(self, notebook: str | Path, chapter: str, limits: Limits | None = None, *, rejected: str = "",
+                 files: list[tuple[str, str]] | None = None) -> None:
         self.notebook, self.chapter = Path(notebook), interfaces.get_chapter(chapter).id
+        self.files = list(files or [])  # (name in the worker's folder, path): the capstone's other notebooks
         self.limits = limits or Limits()
         self.problems: list[str] = []
         self.kinds: dict[str, str] = {}
@@ -181,11 +184,18 @@ class SandboxImpl(Impl):
             self.cells, self.dead = [], rejected
             self.problems.append(rejected)
             return
+        capstone = interfaces.get_chapter(chapter).capstone
         try:
-            self.cells: list[Cell] = read_cells(self.notebook)
+            self.cells: list[Cell] = read_cells(self.notebook, answers_only=capstone)
         except NotebookError as e:
             self.cells, self.dead = [], str(e)
             self.problems.append(str(e))
+        self._files: dict[str, str] = {}
+        for name, path in self.files:
+            try:  # capped, never following a link (these are the grader's private copies anyway)
+                self._files[Path(name).name] = read_student_file(path).decode("utf-8", "replace")
+            except Rejected as e:
+                self.problems.append(f"{Path(name).name}: {e}")
 
     # -- process management -----------------------------------------------------------------------
     def _stub_root(self) -> Path:
@@ -323,7 +333,8 @@ class SandboxImpl(Impl):
             current: list[int] = []
             cells = [(c.index, c.source) for c in self.cells if c.index not in self._skip]
             try:
-                reply = self._roundtrip({"op": "load", "cells": cells}, lim.load_timeout_s or 3 * lim.timeout_s,
+                reply = self._roundtrip({"op": "load", "cells": cells, "files": self._files},
+                                        lim.load_timeout_s or 3 * lim.timeout_s,
                                         "loading the notebook", lambda i: current.append(i) if isinstance(i, int) else None)
             except SandboxError as e:
                 if self.fatal:
@@ -366,8 +377,9 @@ class SandboxImpl(Impl):
             raise SandboxError(self.dead)
         if self._proc is None:
             self._start()
+        timeout = float(req.get("timeout_s") or self.limits.timeout_s)  # a suite may allow a training request more
         try:
-            return self._roundtrip(dict(req), self.limits.timeout_s, f"running {name}")
+            return self._roundtrip(dict(req), timeout, f"running {name}")
         except SandboxError as e:
             self.restarts += 1
             self._failures[name] = self._failures.get(name, 0) + 1

@@ -83,8 +83,11 @@ def stubbed_package(chapter: str, root: str | Path) -> Path:
         return pkg
     tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}-", dir=root))
     shutil.copytree(PACKAGE_DIR, tmp / "tfmcourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.md"))
-    for module in ch.modules:
-        names = {n for n, m in ch.names.items() if m == module}
+    hidden: dict[str, set[str]] = {}  # module -> names to stub (every chapter's for the capstone)
+    for c in interfaces.stubbed_chapters(ch):
+        for name, module in c.names.items():
+            hidden.setdefault(module, set()).add(name)
+    for module, names in hidden.items():
         rel = Path(*module.split(".")[1:]).with_suffix(".py")
         path = tmp / "tfmcourse" / rel
         if not path.exists():

@@ -158,3 +158,21 @@ def diagnose_in_process(chapter: str, source: str, module_name: str = "submissio
     result = run_suite(chapter, lambda ch: LocalImpl(module.__dict__, ch), diagnose=True)
     result["problems"] = problems
     return result
+
+
+def nbgrader_submission(release: dict, source: str) -> dict:
+    """A student's notebook as nbgrader receives it: the released ``release`` notebook with ``source``
+    (``# %%`` cells, e.g. a mutant) written into its first answer cell, the other answer cells emptied,
+    and the cells that only explore or train (not graded, not locked) emptied too so that autograding is
+    quick. Graded and locked cells are untouched, as nbgrader requires."""
+    nb = json.loads(json.dumps(release))
+    first = True
+    for cell in nb["cells"]:
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        if cell["cell_type"] != "code" or meta.get("locked") or (meta.get("grade") and not meta.get("solution")):
+            continue
+        if meta.get("solution") and first:
+            cell["source"], first = source.replace("# %%", "# (cell)"), False
+        else:
+            cell["source"] = "pass"
+    return nb

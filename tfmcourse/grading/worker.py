@@ -9,6 +9,7 @@ Nothing the worker says is trusted: the grader only uses the values as the imple
 from __future__ import annotations
 
 import os
+import re
 import signal
 from typing import Any
 
@@ -19,6 +20,38 @@ def _prelude(chapter: str) -> tuple[dict[str, Any], list[str]]:
     from . import interfaces
     ns, missing = interfaces.reference_namespace(interfaces.prerequisites(chapter))
     return ns, [f"prerequisite {n} is missing from the reference package (grader set-up problem)" for n in missing]
+
+
+_NOTEBOOK_NAME = re.compile(r"^ch\d\d_[a-z0-9_]+\.ipynb$")
+
+
+def _write_files(files: Any) -> list[str]:
+    """The capstone's other notebooks, into this worker's scratch folder (its working directory)."""
+    problems = []
+    for name, text in (files or {}).items():
+        if not isinstance(name, str) or not isinstance(text, str) or not _NOTEBOOK_NAME.match(name):
+            problems.append(f"{str(name)[:80]!r} was not used (not a chapter notebook name)")
+            continue
+        with open(name, "w", encoding="utf-8") as f:
+            f.write(text)
+    return problems
+
+
+def _capstone_prelude() -> tuple[dict[str, Any], list[str]]:
+    """The student's own pieces of every chapter, installed into tfmcourse (whose reference is stubbed out
+    whole for the capstone), and the models built from them."""
+    from tfmcourse.student import assemble
+    report = assemble(".", fallback_to_reference=False)
+    problems = [str(p)[:300] for p in report.problems][:40]
+    if report.missing:
+        problems.append(f"not found in your chapter notebooks (the models cannot be built without them): "
+                        f"{', '.join(report.missing)}")
+    from tfmcourse.gpt import GPT, GPTConfig
+    from tfmcourse.multihead import KVCache
+    from tfmcourse.vit import ViT, ViTConfig
+    from tfmcourse.student import _prelude as notebook_basics  # torch, nn, F, math, Tensor
+    return {**notebook_basics(), "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
+            "ViTConfig": ViTConfig}, problems
 
 
 def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
@@ -52,7 +85,12 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
         rid = req.get("id")
         if req.get("op") == "load":
             cells = [Cell(int(i), str(src)) for i, src in req["cells"]]
-            prelude, problems = _prelude(chapter)
+            problems = _write_files(req.get("files"))
+            if interfaces.get_chapter(chapter).capstone:
+                prelude, more = _capstone_prelude()
+            else:
+                prelude, more = _prelude(chapter)
+            problems += more
             module, cell_problems = exec_cells(
                 cells, prelude, on_cell=progress)
             if os.getpid() != main_pid:
