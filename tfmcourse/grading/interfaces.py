@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Chapter", "CHAPTERS", "get_chapter", "chapter_from_filename", "prerequisites",
+__all__ = ["Chapter", "CHAPTERS", "CAPSTONE", "GRADED", "get_chapter", "chapter_from_filename", "prerequisites",
+           "stubbed_chapters",
            "reference_object", "reference_namespace", "module_of"]
 
 
@@ -25,6 +26,7 @@ class Chapter:
     title: str
     slug: str
     names: dict[str, str]
+    capstone: bool = False  # graded from the student's own pieces of every chapter (see CAPSTONE)
 
     @property
     def number(self) -> int:
@@ -64,6 +66,11 @@ CHAPTERS: dict[str, Chapter] = {c.id: c for c in [
             {"patchify": "tfmcourse.vit", "PatchEmbedding": "tfmcourse.vit", "ViT": "tfmcourse.vit"}),
 ]}
 
+# The capstone assembles the student's own pieces of every chapter (their notebooks, submitted together in
+# one folder) into a GPT and a ViT: nothing comes from the reference, which is stubbed out whole.
+CAPSTONE = Chapter("ch08", "Capstone", "ch08_capstone", {"top_p_filter": "tfmcourse.sampling"}, capstone=True)
+GRADED: dict[str, Chapter] = {**CHAPTERS, CAPSTONE.id: CAPSTONE}
+
 _CHAPTER_RE = re.compile(r"(?:^|[^a-z0-9])(ch\d\d)(?:_|\b)", re.I)
 
 
@@ -75,20 +82,29 @@ def get_chapter(chapter: str | Chapter) -> Chapter:
     if key.isdigit():
         key = f"ch{int(key):02d}"
     key = key[:4]
-    if key not in CHAPTERS:
-        raise KeyError(f"unknown chapter {chapter!r}; choose one of {', '.join(CHAPTERS)}")
-    return CHAPTERS[key]
+    if key not in GRADED:
+        raise KeyError(f"unknown chapter {chapter!r}; choose one of {', '.join(GRADED)}")
+    return GRADED[key]
 
 
 def chapter_from_filename(path: str | Path) -> Chapter | None:
     """The chapter named in a file name such as ``ch03_qkv.ipynb`` (``None`` if there is none)."""
     m = _CHAPTER_RE.search(Path(path).name)
-    return CHAPTERS.get(m.group(1).lower()) if m else None
+    return GRADED.get(m.group(1).lower()) if m else None
+
+
+def stubbed_chapters(chapter: str | Chapter) -> list[Chapter]:
+    """The chapters whose reference is hidden while ``chapter`` is graded: itself, or all for the capstone."""
+    ch = get_chapter(chapter)
+    return list(GRADED.values()) if ch.capstone else [ch]
 
 
 def prerequisites(chapter: str | Chapter) -> list[tuple[str, str]]:
-    """``(name, module)`` of every earlier chapter's interface, oldest first."""
+    """``(name, module)`` of every earlier chapter's interface, oldest first (none for the capstone, which
+    uses the student's own)."""
     ch = get_chapter(chapter)
+    if ch.capstone:
+        return []
     return [(n, mod) for c in CHAPTERS.values() if c.number < ch.number for n, mod in c.names.items()]
 
 
