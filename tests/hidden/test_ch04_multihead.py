@@ -49,22 +49,22 @@ REQUIREMENTS: list[tuple[str, list[str]]] = [
      ["test_attention_head_parameters"]),
     ("AttentionHead.forward: softmax(q(x) k(x)^T / sqrt(head_dim)) v(x), shape (B, T, head_dim)",
      ["test_attention_head_self_attention"]),
-    ("AttentionHead: keys and values from context (cross-attention); a (B, 1, 1, S) mask and is_causal reach "
-     "attention (a head axis of size one)", ["test_attention_head_cross_attention_masks"]),
-    ("MultiHeadAttentionLoop: n_heads separate AttentionHead(d_model, d_model // n_heads) in heads and "
-     "proj = nn.Linear(d_model, d_model); bias reaches all of them", ["test_loop_parameters"]),
-    ("MultiHeadAttentionLoop.forward = proj(Concat(head_1, ..., head_h)), heads in order; equals "
-     "nn.MultiheadAttention with the same weights", ["test_loop_matches_torch"]),
+    (("AttentionHead: keys and values from context (cross-attention); a (B, 1, 1, S) mask and is_causal reach "
+      "attention (a head axis of size one)"), ["test_attention_head_cross_attention_masks"]),
+    (("MultiHeadAttentionLoop: n_heads separate AttentionHead(d_model, d_model // n_heads) in heads and proj = "
+      "nn.Linear(d_model, d_model); bias reaches all of them"), ["test_loop_parameters"]),
+    (("MultiHeadAttentionLoop.forward = proj(Concat(head_1, ..., head_h)), heads in order; equals "
+      "nn.MultiheadAttention with the same weights"), ["test_loop_matches_torch"]),
     ("MultiHeadAttentionLoop passes context, mask and is_causal on to every head",
      ["test_loop_cross_attention_padding_and_causal"]),
     ("n_heads must be a positive divisor of d_model, else ValueError (both classes)", ["test_bad_head_count_raises"]),
-    ("MultiHeadAttention: qkv = nn.Linear(d_model, 3 * d_model) holding [W_Q; W_K; W_V] by rows and "
-     "proj = nn.Linear(d_model, d_model); bias=False drops every bias and needs none",
+    (("MultiHeadAttention: qkv = nn.Linear(d_model, 3 * d_model) holding [W_Q; W_K; W_V] by rows and proj = "
+      "nn.Linear(d_model, d_model); bias=False drops every bias and needs none"),
      ["test_mha_parameters", "test_mha_without_bias"]),
-    ("self-attention equals nn.MultiheadAttention with in_proj_weight = qkv.weight and out_proj = proj "
-     "(scores scaled by 1/sqrt(head_dim))", ["test_mha_self_attention_matches_torch"]),
-    ("_split_heads: view(B, T, n_heads, head_dim).transpose(1, 2), and back with transpose(1, 2).reshape: "
-     "heads stay apart", ["test_mha_heads_are_independent"]),
+    (("self-attention equals nn.MultiheadAttention with in_proj_weight = qkv.weight and out_proj = proj (scores "
+      "scaled by 1/sqrt(head_dim))"), ["test_mha_self_attention_matches_torch"]),
+    (("_split_heads: view(B, T, n_heads, head_dim).transpose(1, 2), and back with transpose(1, 2).reshape: heads stay"
+      " apart"), ["test_mha_heads_are_independent"]),
     ("the loop and the batched module compute the same function once the per-head weights are stacked into qkv",
      ["test_loop_equals_batched_with_mapped_weights"]),
     ("is_causal=True: token t attends to tokens 0..t", ["test_mha_causal"]),
@@ -72,25 +72,25 @@ REQUIREMENTS: list[tuple[str, list[str]]] = [
     ("masks are laid out for (B, n_heads, T, S) scores: (T, S), (B, 1, T, S) and per-head masks broadcast",
      ["test_mha_mask_layouts"]),
     ("mask and is_causal apply together", ["test_mha_causal_with_padding"]),
-    ("need_weights=True returns (output, weights) with every head's weights (B, n_heads, T, S), not their "
-     "average; need_weights=False returns the output alone", ["test_mha_returns_per_head_weights"]),
+    (("need_weights=True returns (output, weights) with every head's weights (B, n_heads, T, S), not their average; "
+      "need_weights=False returns the output alone"), ["test_mha_returns_per_head_weights"]),
     ("keep_weights=True stores the last weights in last_weights", ["test_mha_keep_weights"]),
-    ("cross-attention: W_Q on x, W_K and W_V on context; output (B, T, d_model), weights (B, n_heads, T, S), "
-     "a padding mask on the context", ["test_mha_cross_attention"]),
-    ("fused=True (PyTorch's kernel through attention()) and fused=False (the written-out path) compute the same "
-     "thing, masks and is_causal included", ["test_mha_fused_and_manual_paths_agree"]),
+    (("cross-attention: W_Q on x, W_K and W_V on context; output (B, T, d_model), weights (B, n_heads, T, S), a "
+      "padding mask on the context"), ["test_mha_cross_attention"]),
+    (("fused=True (PyTorch's kernel through attention()) and fused=False (the written-out path) compute the same "
+      "thing, masks and is_causal included"), ["test_mha_fused_and_manual_paths_agree"]),
     ("dropout = dropout on the attention weights in training mode only (eval: none; dropout=0.0: none)",
      ["test_mha_dropout_off_in_eval_and_at_zero"]),
-    ("dropout drops attention weights (one draw per head, query and key), kept ones rescaled by 1/(1-p), on "
-     "both paths", ["test_mha_dropout_on_attention_weights"]),
+    ("dropout drops attention weights (one draw per head, query and key), kept ones rescaled by 1/(1-p), on both paths",
+     ["test_mha_dropout_on_attention_weights"]),
     ("gradients reach x and every parameter", ["test_mha_gradients"]),
     ("a float32 or bfloat16 module on inputs of that dtype returns that dtype", ["test_mha_dtypes"]),
-    ("KVCache: k and v start as None, len() is 0; update(k, v) appends (B, nh, T, hs) on the time axis, stores "
-     "and returns all keys and values; len() counts cached tokens", ["test_kv_cache_update_appends_along_time"]),
-    ("cache: k, v = cache.update(k, v) after the head split; new queries attend over every cached key "
-     "(generation one token at a time equals recomputing)", ["test_kv_cache_one_token_at_a_time"]),
-    ("with is_causal and past tokens in the cache (S > T) the causal mask aligns bottom-right (a prompt, then "
-     "chunks)", ["test_kv_cache_chunks_with_causal"]),
+    (("KVCache: k and v start as None, len() is 0; update(k, v) appends (B, nh, T, hs) on the time axis, stores and "
+      "returns all keys and values; len() counts cached tokens"), ["test_kv_cache_update_appends_along_time"]),
+    (("cache: k, v = cache.update(k, v) after the head split; new queries attend over every cached key (generation "
+      "one token at a time equals recomputing)"), ["test_kv_cache_one_token_at_a_time"]),
+    ("with is_causal and past tokens in the cache (S > T) the causal mask aligns bottom-right (a prompt, then chunks)",
+     ["test_kv_cache_chunks_with_causal"]),
     ("rope: q, k = rope(q, k, offset=...) after the head split, positions 0..T-1 without a cache",
      ["test_rope_rotates_queries_and_keys"]),
     ("rope with a cache: offset=len(cache), before cache.update", ["test_kv_cache_with_rope"]),

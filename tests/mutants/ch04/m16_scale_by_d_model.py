@@ -1,7 +1,7 @@
 """Mutant m16_scale_by_d_model: scores scaled by 1/sqrt(d_model) instead of 1/sqrt(head_dim) in the batched module."""
 # %%
 import torch.nn.functional as F
-from tfmcourse.attention import attention, scaled_dot_product_attention
+from tfmcourse.attention import scaled_dot_product_attention
 
 
 class MultiHeadAttention(MultiHeadAttention):  # the correct MultiHeadAttention from above, but for what follows
