@@ -1,36 +1,93 @@
 """Hidden suite, chapter 5: the position-wise FFN, SwiGLU and the encoder block that combines them.
 
-Interface: ``FeedForward(d_model, d_ff, *, activation="relu", dropout=0.0, bias=True)`` (``fc1``, ``fc2``),
-``SwiGLU(d_model, d_ff, *, dropout=0.0, bias=False)`` (``fc1`` holds [W_gate; W_up] stacked, ``fc2``) and
-``EncoderBlock(d_model, n_heads, d_ff, *, dropout=0.0, ffn="relu", norm="layernorm", norm_first=True,
-bias=True, eps=1e-5)`` with sub-modules ``norm1``, ``attn`` (the chapter 4 ``MultiHeadAttention``), ``norm2``,
-``ffn``; ``forward(x, mask=None, *, is_causal=False)`` with masks True = may attend.
+Interface: ``FeedForward(d_model, d_ff, *, activation="relu", dropout=0.0, bias=True)`` (``fc1``, ``act``,
+``dropout``, ``fc2``), ``SwiGLU(d_model, d_ff, *, dropout=0.0, bias=False)`` (``fc1`` holds [W_gate; W_up]
+stacked, ``dropout``, ``fc2``) and ``EncoderBlock(d_model, n_heads, d_ff, *, dropout=0.0, ffn="relu",
+norm="layernorm", norm_first=True, bias=True, eps=1e-5)`` with sub-modules ``norm1``, ``attn`` (the chapter 4
+``MultiHeadAttention``), ``norm2``, ``ffn``, ``dropout1``, ``dropout2``; ``forward(x, mask=None, *,
+is_causal=False, cache=None, rope=None)`` with masks True = may attend. (The package's optional ``"gelu_tanh"``
+activation is not part of the exercise and is not graded.)
 
-Every expected value is computed here, in the grader: the FFNs from their formulas with ``torch.nn.functional``
-in float64, the block with ``nn.TransformerEncoderLayer`` (whose weights are loaded into the implementation;
-its masks mean True = *masked*, hence the ``~``) or, for options PyTorch's layer lacks, the reference
-``tfmcourse.blocks.EncoderBlock``.
+One idea per test. The FFN formulas are graded against ``torch.nn.functional`` in float64 by a few tests; the
+tests of the other ideas (positions, leading axes, dtypes, gradients, dropout) compare an FFN with itself under
+a property that holds whatever formula it computes, on weights of its own parameter shapes, and check that its
+output depends on its weights (so returning the input earns nothing). The block is graded against the
+reference block *with the implementation's own FFN* in place of the reference FFN (the grader runs the
+reference norms and attention, and asks the implementation for its FFN's output on the same weights), so a
+wrong FFN costs the FFN tests only; masks, causal attention and the cache are checked as properties of the
+block's own outputs. Dropout is checked by structure: with weights chosen so that every dropped unit shows,
+the grader decodes which units were kept, how they were rescaled and which tensor was dropped.
 """
 from __future__ import annotations
+
+import importlib
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from tfmcourse.blocks import EncoderBlock as RefEncoderBlock
+from tfmcourse.ffn import FeedForward as RefFeedForward
+from tfmcourse.ffn import SwiGLU as RefSwiGLU
 from tfmcourse.grading.checks import assert_close, expect_tensor
-from tfmcourse.grading.impl import ModuleResult, call
+from tfmcourse.grading.impl import ModuleResult, Ref, attr, call, obj_spec
+from tfmcourse.grading.wire import InterfaceError, MissingName, StudentError
 
 pytestmark = [pytest.mark.ch05]
 FFN, SWIGLU, BLOCK = "FeedForward", "SwiGLU", "EncoderBlock"
 D, H, DFF, T = 16, 4, 32, 6  # block sizes: width, heads, FFN width, tokens
+F64 = torch.float64
+
+# (a requirement as the exercise states it, [the tests that exercise it])
+REQUIREMENTS: list[tuple[str, list[str]]] = [
+    ("FeedForward: fc1 = nn.Linear(d_model, d_ff, bias=bias), fc2 = nn.Linear(d_ff, d_model, bias=bias)",
+     ["test_ffn_parameters"]),
+    ("FFN(x) = fc2(act(fc1(x))) with ReLU for activation=\"relu\" (the default)", ["test_ffn_relu"]),
+    ("activation=\"gelu\" is the exact GELU, nn.GELU() (not the tanh approximation)", ["test_ffn_gelu"]),
+    ("bias=False: no bias in fc1 or fc2", ["test_ffn_parameters", "test_ffn_without_bias"]),
+    ("any other activation raises ValueError naming the allowed ones", ["test_ffn_rejects_unknown_activation"]),
+    (("SwiGLU: fc1 = nn.Linear(d_model, 2 * d_ff) holding [W_gate; W_up], fc2 = nn.Linear(d_ff, d_model); no biases "
+      "by default, biases everywhere with bias=True"), ["test_swiglu_parameters", "test_swiglu_with_bias"]),
+    ("SwiGLU(x) = fc2(silu(x W_gate) * (x W_up)) with F.silu", ["test_swiglu_values"]),
+    ("the gate is the first d_ff outputs of fc1 (fc1(x).chunk(2, dim=-1))", ["test_swiglu_gate_is_the_first_half"]),
+    ("both FFNs transform each position alone, with the same weights", ["test_position_wise"]),
+    ("both FFNs accept any leading axes: (d_model,), (T, d_model), (..., d_model)", ["test_leading_dims"]),
+    ("a float32 or bfloat16 FFN on inputs of that dtype returns that dtype", ["test_dtypes"]),
+    ("gradients reach the input and every parameter", ["test_gradients"]),
+    ("dropout on the hidden activations in training mode only (eval: none; dropout=0.0: none)",
+     ["test_dropout_off_in_eval_and_at_zero"]),
+    (("dropout = nn.Dropout(dropout) on the hidden activations (after the activation, before fc2; SwiGLU: on the "
+      "gated product), kept ones rescaled by 1/(1-p); p=1 drops all"), ["test_dropout_on_hidden_units"]),
+    (("EncoderBlock sub-modules norm1, attn, norm2, ffn (names as in the reference, for every ffn/norm/bias option) "
+      "and the norm_first flag"), ["test_block_submodule_names"]),
+    ("pre-LN (norm_first=True, the default): x = x + dropout1(attn(norm1(x))); x = x + dropout2(ffn(norm2(x)))",
+     ["test_block_pre_ln", "test_block_pre_ln_residual_is_identity"]),
+    ("post-LN (norm_first=False): x = norm1(x + dropout1(attn(x))); x = norm2(x + dropout2(ffn(x)))",
+     ["test_block_post_ln", "test_block_post_ln_residual_is_layernorm"]),
+    ("is_causal is passed on to attention", ["test_block_causal"]),
+    ("mask is passed on to attention, True = may attend: (B, 1, 1, S) padding and (T, S) masks", ["test_block_mask"]),
+    ("cache and rope are passed on to attention", ["test_block_kv_cache", "test_block_rope"]),
+    ("ffn=\"gelu\" and ffn=\"swiglu\" build those FFNs (activation and bias passed on)", ["test_block_ffn_kinds"]),
+    ("norm=\"rmsnorm\" builds RMSNorm for both norms", ["test_block_rmsnorm"]),
+    ("eps reaches both norms (an explicit 0.0 included)", ["test_block_eps_reaches_both_norms"]),
+    ("bias=False: no bias anywhere in the block (attention, FFN, LayerNorms)", ["test_block_submodule_names"]),
+    ("gradients reach the input and every parameter of the block", ["test_block_gradients"]),
+    ("dropout only in training mode: eval mode (and dropout=0.0) is deterministic and drops nothing",
+     ["test_block_dropout_off_in_eval_and_at_zero"]),
+    ("dropout reaches attention (its weights) and dropout1 drops the attention sub-layer's output, both rescaled",
+     ["test_block_attention_dropout"]),
+    ("dropout reaches the FFN (its hidden units) and dropout2 drops the FFN sub-layer's output, both rescaled",
+     ["test_block_ffn_dropout"]),
+    ("post-LN: dropout1 and dropout2 act on the sub-layer outputs before the residual add (not after the norm)",
+     ["test_block_post_ln_dropout"]),
+    ("a float32 or bfloat16 block on inputs of that dtype returns that dtype", ["test_block_dtypes"]),
+]
 
 
 def close(actual, expected: torch.Tensor, what: str, **kw) -> None:
     """``assert_close`` with float64 expectations compared at rtol=1e-5, atol=1e-6: tight enough for any
     formula mistake, loose enough for an implementation that computes a float64 input in float32."""
-    if expected.dtype == torch.float64:
+    if expected.dtype == F64:
         kw = {"rtol": 1e-5, "atol": 1e-6, **kw}
     assert_close(actual, expected, what, **kw)
 
@@ -40,7 +97,7 @@ def gen(seed: int) -> torch.Generator:
 
 
 def randn(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen(seed), dtype=torch.float64) * scale
+    return torch.randn(*shape, generator=gen(seed), dtype=F64) * scale
 
 
 def weights(*shape: int, seed: int = 0, scale: float = 0.3, shift: float = 0.0) -> torch.Tensor:
@@ -50,10 +107,75 @@ def weights(*shape: int, seed: int = 0, scale: float = 0.3, shift: float = 0.0) 
 
 
 def run(impl, name: str, init_args: tuple, init_kwargs: dict, state: dict | None, *args,
-        dtype: torch.dtype = torch.float64, backward=None, train: bool = False, **kwargs) -> ModuleResult:
+        dtype: torch.dtype = F64, backward=None, train: bool = False, **kwargs) -> ModuleResult:
     """Build, load ``state``, cast to ``dtype``, one ``forward(*args, **kwargs)`` (eval mode unless ``train``)."""
     return impl.run_module(name, init_args, init_kwargs, state, [call("forward", *args, **kwargs)], dtype=dtype,
                            backward=backward, train=train)
+
+
+def outputs(impl, name: str, init_args: tuple, init_kwargs: dict, state: dict | None, calls: list[dict], *,
+            dtype: torch.dtype = F64, **kwargs) -> list:
+    return impl.run_module(name, init_args, init_kwargs, state, calls, dtype=dtype, **kwargs).outputs
+
+
+def own_state(impl, name: str, init_args: tuple, init_kwargs: dict, seed: int, zero: bool = False) -> dict:
+    """Random (or zero) weights for whatever parameters the implementation has: for the tests that compare
+    it with itself, so that a mistake in its parameters (a missing bias, say) costs those tests nothing."""
+    shapes = impl.param_shapes(name, init_args, init_kwargs)
+    return {k: torch.zeros(s, dtype=F64) if zero else weights(*s, seed=seed + i) for i, (k, s) in
+            enumerate(sorted(shapes.items()))}
+
+
+def assert_uses_weights(a, b, what: str) -> None:
+    """The anchor of the FFN tests that compare an FFN with itself: its output must change with its weights."""
+    a, b = expect_tensor(a, what), expect_tensor(b, what, shape=tuple(a.shape))
+    if float((a - b).abs().max()) < 1e-6:
+        raise AssertionError(f"{what}: the output does not change when fc2's weights change")
+
+
+def doubled_fc2(state: dict) -> dict:
+    return {**state, "fc2.weight": state["fc2.weight"] * 2 + 0.5}
+
+
+def check_gradients(impl, name: str, init_args: tuple, init_kwargs: dict, state: dict, x: torch.Tensor,
+                    g: torch.Tensor, anchors: tuple[str, ...], **kwargs) -> None:
+    """Gradients w.r.t. ``x`` and every parameter must equal central finite differences of the implementation's
+    own output along a random direction per tensor (a missing gradient counts as 0, right for an unused
+    parameter); the output must depend on the ``anchors`` (an implementation ignoring its weights earns nothing)."""
+    res = impl.run_module(name, init_args, init_kwargs, state, [call("forward", x, **kwargs)], backward=g, dtype=F64)
+    grads = {"x": res.input_grads[0] if res.input_grads else None, **res.param_grads}
+    eps, dirs = 1e-6, {k: randn(*v.shape, seed=900 + i) for i, (k, v) in enumerate({"x": x, **state}.items())}
+    calls = [call("forward", x + eps * dirs["x"], **kwargs), call("forward", x - eps * dirs["x"], **kwargs)]
+    for key, value in state.items():
+        for sign in (1, -1):
+            calls += [call("load_state_dict", {**state, key: value + sign * eps * dirs[key]}),
+                      call("forward", x, **kwargs)]
+    outs = outputs(impl, name, init_args, init_kwargs, state, calls)
+    shifted = {"x": outs[:2], **{key: outs[3 + 4 * i:6 + 4 * i:2] for i, key in enumerate(state)}}
+    for key, d in dirs.items():
+        plus, minus = (expect_tensor(o, "output", shape=tuple(x.shape)) for o in shifted[key])
+        fd = float(((plus - minus) * g).sum()) / (2 * eps)
+        if key in anchors and abs(fd) < 1e-6:
+            raise AssertionError(f"the output does not depend on {key}")
+        got = grads.get(key)
+        if got is None:
+            assert abs(fd) < 1e-6, f"no gradient reached {key}: is it detached, unused or computed under no_grad?"
+            continue
+        an = float((expect_tensor(got, f"gradient w.r.t. {key}", shape=tuple(d.shape)) * d).sum())
+        assert abs(fd - an) <= 1e-5 * max(1.0, abs(fd)), \
+            f"gradient w.r.t. {key} does not match how the output changes with {key} ({an:.6g} vs {fd:.6g} along a " \
+            f"random direction)"
+
+
+def check_kept(z: torch.Tensor, n: int, p: float, what: str, units: str) -> None:
+    """``z`` must hold sums of distinct 2^j, j < n (the units dropout kept, when kept ones are rescaled by
+    1/(1-p)), and about 1 - p of the units must be kept."""
+    r = z.round()
+    if float((z - r).abs().max()) > 1e-6 or float(r.min()) < 0 or float(r.max()) > 2 ** n - 1:
+        raise AssertionError(f"{what}: the output is not a sum of kept {units} rescaled by 1/(1-p) = {1 / (1 - p):g}")
+    kept = float(((r.long()[..., None] >> torch.arange(n)) & 1).double().mean())
+    if abs(kept - (1 - p)) > 0.08:
+        raise AssertionError(f"{what}: {kept:.0%} of the {units} were kept, expected about {1 - p:.0%} (dropout={p})")
 
 
 # --- the FFNs' expected values -------------------------------------------------------------------------------
@@ -79,17 +201,6 @@ def swiglu_expected(x: torch.Tensor, s: dict) -> torch.Tensor:
     """fc2(silu(gate) * up) where [gate; up] = fc1(x): the first d_ff outputs of fc1 are the gate."""
     gate, up = F.linear(x, s["fc1.weight"], s.get("fc1.bias")).chunk(2, dim=-1)
     return F.linear(F.silu(gate) * up, s["fc2.weight"], s.get("fc2.bias"))
-
-
-def expected_of(name: str, x: torch.Tensor, s: dict) -> torch.Tensor:
-    return ffn_expected(x, s, "gelu") if name == FFN else swiglu_expected(x, s)
-
-
-def state_of(name: str, d: int, d_ff: int, seed: int) -> tuple[dict, dict]:
-    """(init kwargs, state) with biases for either FFN."""
-    if name == FFN:
-        return {"activation": "gelu"}, ffn_state(d, d_ff, seed)
-    return {"bias": True}, swiglu_state(d, d_ff, seed, bias=True)
 
 
 # --- FeedForward ---------------------------------------------------------------------------------------------
@@ -130,31 +241,19 @@ def test_ffn_without_bias(impl):
     close(out, ffn_expected(x, s, "relu"), "FeedForward(bias=False) output")
 
 
-@pytest.mark.points(2)
-def test_ffn_gradients(impl):
-    """Gradients w.r.t. the input and all four parameters equal PyTorch's (float64, GELU)."""
-    s, x, g = ffn_state(8, 16, seed=7), randn(2, 3, 8, seed=8), randn(2, 3, 8, seed=9)
-    res = run(impl, FFN, (8, 16), {"activation": "gelu"}, s, x, backward=g)
-    leaves = {k: v.clone().requires_grad_() for k, v in {"x": x, **s}.items()}
-    ffn_expected(leaves["x"], leaves, "gelu").backward(g)
-    got = {"x": res.input_grads[0] if res.input_grads else None, **res.param_grads}
-    for name, leaf in leaves.items():
-        assert got.get(name) is not None, f"no gradient reached {name}: is it detached or unused?"
-        close(got[name], leaf.grad, f"gradient w.r.t. {name}")
-
-
 @pytest.mark.points(1)
-def test_ffn_leading_dims_and_float32(impl):
-    """Inputs (d,), (T, d) and (A, B, T, d) work; a float32 FFN maps float32 to float32."""
-    s = ffn_state(8, 16, seed=10)
-    for shape in ((8,), (4, 8), (2, 3, 4, 8)):
-        x = randn(*shape, seed=11)
-        out = expect_tensor(run(impl, FFN, (8, 16), {}, s, x).output, f"FeedForward output for input {shape}", shape=shape)
-        close(out, ffn_expected(x, s), f"FeedForward output for input {shape}")
-    x = randn(2, 4, 8, seed=12).float()
-    out = run(impl, FFN, (8, 16), {}, s, x, dtype=torch.float32).output
-    out = expect_tensor(out, "float32 FeedForward output", shape=(2, 4, 8), dtype=torch.float32)
-    close(out, ffn_expected(x.double(), s).float(), "float32 FeedForward output")
+def test_ffn_rejects_unknown_activation(impl):
+    """``activation="tanh"`` raises ValueError naming the allowed activations; "relu" and "gelu" are accepted."""
+    for ok in ("relu", "gelu"):
+        impl.param_shapes(FFN, (8, 16), {"activation": ok})
+    try:
+        impl.run_module(FFN, (8, 16), {"activation": "tanh"}, calls=[attr("training")])
+    except StudentError as e:
+        assert e.type_name == "ValueError", f"FeedForward(activation='tanh') must raise ValueError, got {e.type_name}"
+        assert "relu" in e.message and "gelu" in e.message, \
+            f"the ValueError must name the allowed activations ('relu', 'gelu'); its message: {e.message!r}"
+        return
+    raise AssertionError("FeedForward(activation='tanh') must raise ValueError, but the module was built")
 
 
 # --- SwiGLU --------------------------------------------------------------------------------------------------
@@ -180,14 +279,14 @@ def test_swiglu_values(impl):
 
 @pytest.mark.points(1)
 def test_swiglu_gate_is_the_first_half(impl):
-    """A gate half of fc1 stuck at -30 closes the gate (silu(-30) ~ 0): the output is fc2's bias alone."""
-    s = swiglu_state(8, 12, seed=22, bias=True)
+    """With the first half of fc1 (the gate) at -30 for every token, silu closes the gate: the output is ~0."""
+    s, x = swiglu_state(8, 12, seed=22), randn(3, 8, seed=23)
+    x[:, 0] = 1.0
     s["fc1.weight"][:12] = 0.0
-    s["fc1.bias"][:12] = -30.0
-    x = randn(3, 8, seed=23)
-    out = run(impl, SWIGLU, (8, 12), {"bias": True}, s, x).output
-    close(out, swiglu_expected(x, s), "SwiGLU output with the gate closed (silu must act on the first "
-          "half of fc1's output, the gate, which multiplies the second half, up)")
+    s["fc1.weight"][:12, 0] = -30.0  # gate = -30 whatever the token: silu(-30) ~ -3e-12
+    out = run(impl, SWIGLU, (8, 12), {}, s, x).output
+    close(out, swiglu_expected(x, s), "SwiGLU output with the gate closed (silu must act on the first half of "
+                                      "fc1's output, the gate, which multiplies the second half, up)")
 
 
 @pytest.mark.points(1)
@@ -198,221 +297,518 @@ def test_swiglu_with_bias(impl):
           "SwiGLU(bias=True) output")
 
 
-@pytest.mark.points(2)
-def test_swiglu_gradients(impl):
-    """Gradients w.r.t. the input, fc1.weight and fc2.weight equal PyTorch's (float64)."""
-    s, x, g = swiglu_state(8, 12, seed=26), randn(2, 3, 8, seed=27), randn(2, 3, 8, seed=28)
-    res = run(impl, SWIGLU, (8, 12), {}, s, x, backward=g)
-    leaves = {k: v.clone().requires_grad_() for k, v in {"x": x, **s}.items()}
-    swiglu_expected(leaves["x"], leaves).backward(g)
-    got = {"x": res.input_grads[0] if res.input_grads else None, **res.param_grads}
-    for name, leaf in leaves.items():
-        assert got.get(name) is not None, f"no gradient reached {name}: is it detached or unused?"
-        close(got[name], leaf.grad, f"gradient w.r.t. {name}")
+# --- both FFNs: properties of their own outputs ----------------------------------------------------------------
 
+BOTH = pytest.mark.parametrize("name", [FFN, SWIGLU])
 
-# --- both FFNs -----------------------------------------------------------------------------------------------
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("name", [FFN, SWIGLU])
+@BOTH
 def test_position_wise(impl, name):
     """Each token is transformed on its own: permuting the positions permutes the outputs the same way."""
-    kw, s = state_of(name, 8, 16, seed=30)
+    s = own_state(impl, name, (8, 16), {}, seed=30)
     x = randn(2, 7, 8, seed=31)
     perm = torch.randperm(7, generator=gen(32))
-    out = expect_tensor(run(impl, name, (8, 16), kw, s, x).output, f"{name} output", shape=(2, 7, 8))
-    out_p = expect_tensor(run(impl, name, (8, 16), kw, s, x[:, perm]).output, f"{name} output", shape=(2, 7, 8))
-    close(out_p, out[:, perm], f"{name} output for permuted positions (must be the permuted output)")
-    close(out, expected_of(name, x, s), f"{name} output")
+    out, out_p = outputs(impl, name, (8, 16), {}, s, [call("forward", x), call("forward", x[:, perm])])
+    assert_uses_weights(out, run(impl, name, (8, 16), {}, doubled_fc2(s), x).output, f"{name} output")
+    close(out_p, expect_tensor(out, f"{name} output", shape=(2, 7, 8))[:, perm],
+          f"{name} output for permuted positions (must be the permuted output)")
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("name", [FFN, SWIGLU])
-def test_dropout_only_in_training(impl, name):
-    """Dropout sits on the hidden activations: off in eval mode; in training with p=1 every hidden unit is
-    dropped, so the output is fc2's bias."""
-    kw, s = state_of(name, 8, 16, seed=33)
-    x = randn(2, 4, 8, seed=34)
-    out = run(impl, name, (8, 16), kw | {"dropout": 0.5}, s, x).output
-    close(out, expected_of(name, x, s), f"{name}(dropout=0.5) output in eval mode (dropout must be off)")
-    out = run(impl, name, (8, 16), kw | {"dropout": 1.0}, s, x, train=True).output
-    close(out, s["fc2.bias"].expand(2, 4, 8).clone(),
-          f"{name}(dropout=1.0) output in training mode (every hidden unit dropped, only fc2's bias is left)")
+@BOTH
+def test_leading_dims(impl, name):
+    """Inputs (d,), (T, d) and (A, B, T, d) work and give the rows' outputs: the FFN acts on the last axis."""
+    s = own_state(impl, name, (8, 16), {}, seed=33)
+    x = randn(2, 3, 4, 8, seed=34)
+    rows = x.reshape(24, 8)
+    outs = outputs(impl, name, (8, 16), {}, s, [call("forward", rows), call("forward", x),
+                                                call("forward", x[0, 0]), call("forward", x[0, 0, 0])])
+    assert_uses_weights(outs[0], outputs(impl, name, (8, 16), {}, doubled_fc2(s), [call("forward", rows)])[0],
+                        f"{name} output")
+    want = expect_tensor(outs[0], f"{name} output for (24, 8) rows", shape=(24, 8)).reshape(2, 3, 4, 8)
+    close(outs[1], want, f"{name} output for a (2, 3, 4, 8) input")
+    close(outs[2], want[0, 0], f"{name} output for a (4, 8) input")
+    close(outs[3], want[0, 0, 0], f"{name} output for one token, an (8,) input")
 
 
-# --- EncoderBlock --------------------------------------------------------------------------------------------
+@pytest.mark.points(1)
+@BOTH
+def test_dtypes(impl, name):
+    """A float32 or bfloat16 FFN maps that dtype to that dtype, equal to the float64 result on the same (rounded)
+    weights and inputs within that dtype's precision."""
+    s, x = own_state(impl, name, (8, 16), {}, seed=36), randn(2, 4, 8, seed=37)
+    for dtype, tol in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (3e-2, 3e-2))):
+        sd, xd = {k: v.to(dtype) for k, v in s.items()}, x.to(dtype)
+        s64 = {k: v.double() for k, v in sd.items()}
+        want, other = (run(impl, name, (8, 16), {}, st, xd.double()).output for st in (s64, doubled_fc2(s64)))
+        assert_uses_weights(want, other, f"{name} output")
+        out = expect_tensor(run(impl, name, (8, 16), {}, sd, xd, dtype=dtype).output, f"{dtype} {name} output",
+                            shape=(2, 4, 8), dtype=dtype)
+        assert_close(out, want.to(dtype), f"{dtype} {name} output vs the float64 output", rtol=tol[0], atol=tol[1])
 
-_TORCH_NAMES = {"self_attn.in_proj_weight": "attn.qkv.weight", "self_attn.in_proj_bias": "attn.qkv.bias",
-                "self_attn.out_proj.weight": "attn.proj.weight", "self_attn.out_proj.bias": "attn.proj.bias",
-                "linear1.weight": "ffn.fc1.weight", "linear1.bias": "ffn.fc1.bias",
-                "linear2.weight": "ffn.fc2.weight", "linear2.bias": "ffn.fc2.bias",
-                "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
-                "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias"}
+
+@pytest.mark.points(2)
+@BOTH
+def test_gradients(impl, name):
+    """Gradients reach the input and every parameter and equal finite differences of the FFN's own output."""
+    kw = {"activation": "gelu"} if name == FFN else {"bias": True}  # GELU: smooth, no kink near a difference step
+    s, x, g = own_state(impl, name, (8, 16), kw, seed=38), randn(2, 3, 8, seed=39), randn(2, 3, 8, seed=40)
+    check_gradients(impl, name, (8, 16), kw, s, x, g, anchors=("fc1.weight", "fc2.weight"))
 
 
-def torch_layer(norm_first: bool, activation: str = "relu", seed: int = 0) -> tuple[nn.Module, dict]:
-    """A float64 nn.TransformerEncoderLayer with random float32-exact weights, and its state in our names."""
-    torch.manual_seed(seed)
-    layer = nn.TransformerEncoderLayer(D, H, DFF, dropout=0.0, activation=activation, batch_first=True,
-                                       norm_first=norm_first).double().eval()
+@pytest.mark.points(1)
+@BOTH
+def test_dropout_off_in_eval_and_at_zero(impl, name):
+    """No dropout in eval mode (dropout=0.5 gives the dropout=0.0 output), nor with dropout=0.0 in training mode."""
+    s, x = own_state(impl, name, (8, 16), {}, seed=41), randn(2, 4, 8, seed=42)
+    base = run(impl, name, (8, 16), {"dropout": 0.0}, s, x).output
+    assert_uses_weights(base, run(impl, name, (8, 16), {"dropout": 0.0}, doubled_fc2(s), x).output, f"{name} output")
+    close(run(impl, name, (8, 16), {"dropout": 0.5}, s, x).output, base,
+          f"{name}(dropout=0.5) in eval mode (no dropout may be applied)")
+    close(run(impl, name, (8, 16), {"dropout": 0.0}, s, x, train=True).output, base,
+          f"{name}(dropout=0.0) in training mode (nothing may be dropped)")
+
+
+def calibrated_fc2(impl, name: str, init_args: tuple, init_kwargs: dict, state: dict, x: torch.Tensor, key: str,
+                   read) -> dict:
+    """``state`` with fc2 (``state[key]``) set so that hidden unit j adds exactly 2^j to every output channel: each
+    unit's eval-mode activation h_j is measured first (fc2 = the one-hot column j; ``read`` picks it from the
+    output), then fc2[:, j] = 2^j / h_j. The dropout probes then work whatever activation the FFN computes."""
+    n, calls = state[key].shape[1], []
+    for j in range(n):
+        w = torch.zeros_like(state[key])
+        w[:, j] = 1.0
+        calls += [call("load_state_dict", {**state, key: w}), call("forward", x)]
+    outs = outputs(impl, name, init_args, init_kwargs, state, calls)
+    h = torch.stack([read(expect_tensor(o, "output", shape=tuple(x.shape))) for o in outs[1::2]])
+    if float(h.abs().min()) < 1e-3:
+        raise AssertionError(f"{name}: a hidden unit is 0 for an input that makes every pre-activation positive")
+    return {**state, key: (2.0 ** torch.arange(n, dtype=F64) / h).expand(state[key].shape).clone()}
+
+
+def hidden_probe(impl, name: str) -> tuple[dict, torch.Tensor]:
+    """Weights (d_model 8, d_ff 8, biases zero) and input (the same hidden activations for every token) under which
+    hidden unit j adds exactly 2^j to every output channel: in training the output times (1 - p) is then the sum of
+    2^j over the units dropout kept, the same in every channel."""
+    s = own_state(impl, name, (8, 8), {}, seed=0, zero=True)
+    x = randn(8, 16, 8, seed=43)
+    x[..., 0] = 1.0
+    s["fc1.weight"][:, 0] = 1.0 + torch.arange(s["fc1.weight"].shape[0], dtype=F64) % 8  # positive pre-activations
+    return calibrated_fc2(impl, name, (8, 8), {}, s, x[:1, :1], "fc2.weight", lambda o: o[0, 0, 0]), x
+
+
+@pytest.mark.points(1)
+@BOTH
+def test_dropout_on_hidden_units(impl, name):
+    """In training, dropout=0.25 zeroes hidden units (one draw per token and unit, shared by all output channels),
+    rescales the kept ones by 1/(1-p) and keeps about 75% of them; dropout=1.0 drops them all."""
+    s, x = hidden_probe(impl, name)
+    what = f"{name}(dropout=0.25) in training mode"
+    y = expect_tensor(run(impl, name, (8, 8), {"dropout": 0.25}, s, x, train=True).output, what, shape=(8, 16, 8))
+    z = y * 0.75
+    if torch.allclose(z, torch.full_like(z, 255 * 0.75)):
+        raise AssertionError(f"{what}: no hidden unit was dropped")
+    if float((z - z[..., :1]).abs().max()) > 1e-6:
+        raise AssertionError(f"{what}: output channels were dropped separately; dropout acts on the hidden "
+                             f"activations (before fc2), not on the output")
+    check_kept(z[..., 0], 8, 0.25, what, "hidden units")
+    y = run(impl, name, (8, 8), {"dropout": 1.0}, s, x, train=True).output
+    close(y, torch.zeros(8, 16, 8, dtype=F64), f"{name}(dropout=1.0) in training mode (every hidden unit dropped)")
+
+
+# --- EncoderBlock: helpers ---------------------------------------------------------------------------------------
+
+def block_state(impl, kw: dict, seed: int, d_ff: int = DFF) -> dict:
+    """Random weights: norms, attention as in the reference block (norm gains near 1); the FFN's parameters as the
+    implementation's block has them (so a mistake inside the FFN, e.g. a missing bias, changes nothing here)."""
+    ref = RefEncoderBlock(D, H, d_ff, **kw).state_dict()
+    state = {k: weights(*v.shape, seed=seed + i, shift=1.0 if k.startswith("norm") and k.endswith("weight") else 0.0)
+             for i, (k, v) in enumerate(ref.items()) if not k.startswith("ffn.")}
+    ffn = {k: weights(*s, seed=seed + 50 + i) for i, (k, s) in
+           enumerate(sorted(impl.param_shapes(BLOCK, (D, H, d_ff), kw).items())) if k.startswith("ffn.")}
+    return state | ffn
+
+
+def own_ffn(impl, kw: dict, state: dict, u: torch.Tensor, d_ff: int = DFF) -> torch.Tensor:
+    """The implementation's own FFN of the block's kind, with the block's FFN weights, on ``u`` (eval mode); the
+    reference FFN if the implementation's cannot run them."""
+    kind, bias = kw.get("ffn", "relu"), kw.get("bias", True)
+    name, init = (SWIGLU, {"bias": bias}) if kind == "swiglu" else (FFN, {"activation": kind, "bias": bias})
+    sub = {k[len("ffn."):]: v for k, v in state.items() if k.startswith("ffn.")}
+    try:
+        return expect_tensor(run(impl, name, (D, d_ff), init, sub, u).output, f"{name} output", shape=tuple(u.shape))
+    except (StudentError, MissingName, InterfaceError, AssertionError):
+        ref = (RefSwiGLU(D, d_ff, **init) if kind == "swiglu" else RefFeedForward(D, d_ff, **init)).double().eval()
+        try:
+            ref.load_state_dict(sub)
+        except RuntimeError as e:
+            raise AssertionError(f"the block's FFN parameters {sorted(sub)} do not fit {name}(d_model, d_ff, "
+                                 f"**{init}): is ffn built as the exercise says?") from e
+        with torch.no_grad():
+            return ref(u)
+
+
+def block_expected(impl, kw: dict, state: dict, x: torch.Tensor, *, d_ff: int = DFF) -> torch.Tensor:
+    """The reference block's output, computed here from its norms and attention, with the implementation's own FFN
+    (asked for its output on the same weights) in place of the reference FFN."""
+    ref = RefEncoderBlock(D, H, d_ff, **kw).double().eval()
+    ref.load_state_dict({k: v for k, v in state.items() if not k.startswith("ffn.")}, strict=False)
     with torch.no_grad():
-        for i, (name, p) in enumerate(layer.named_parameters()):
-            shift = 1.0 if name.startswith("norm") and name.endswith("weight") else 0.0
-            p.copy_(weights(*p.shape, seed=seed * 100 + i, shift=shift))
-    return layer, {_TORCH_NAMES[k]: v.detach().clone() for k, v in layer.state_dict().items()}
+        if kw.get("norm_first", True):
+            h = x + ref.attn(ref.norm1(x))
+            return h + own_ffn(impl, kw, state, ref.norm2(h), d_ff)
+        h = ref.norm1(x + ref.attn(x))
+        return ref.norm2(h + own_ffn(impl, kw, state, h, d_ff))
 
 
-def torch_out(layer: nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
-    """The PyTorch layer's output (computed with autograd on, so PyTorch takes its plain, not its fast, path)."""
-    with torch.enable_grad():
-        return layer(x, **kwargs).detach()
+def block_run(impl, kw: dict, state: dict, calls: list[dict], **kwargs) -> list:
+    return outputs(impl, BLOCK, (D, H, DFF), kw, state, calls, **kwargs)
+
+
+def changed_first(x: torch.Tensor) -> torch.Tensor:
+    out = x.clone()
+    out[:, 0] = randn(x.size(0), x.size(-1), seed=999)
+    return out
+
+
+def assert_mixes(out, out_changed, what: str) -> None:
+    """The anchor of the block tests that compare a block with itself: the other tokens' outputs must change when
+    the first token changes (attention mixes tokens), so returning the input earns nothing."""
+    out, out_changed = expect_tensor(out, what), expect_tensor(out_changed, what, shape=tuple(out.shape))
+    if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
+        raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes")
 
 
 def block_input(B: int = 3, seed: int = 50) -> torch.Tensor:
     return randn(B, T, D, seed=seed)
 
 
-def block_kwargs(norm_first: bool, activation: str = "relu", **extra) -> dict:
-    return {"ffn": activation, "norm_first": norm_first, **extra}
-
+# --- EncoderBlock: structure ---------------------------------------------------------------------------------------
 
 @pytest.mark.points(1)
 def test_block_submodule_names(impl):
-    """EncoderBlock's parameters are named as in the reference: norm1, attn.qkv, attn.proj, norm2, ffn.fc1, ffn.fc2."""
-    for kw in ({}, {"norm": "rmsnorm", "ffn": "swiglu", "bias": False}):
-        want = sorted(RefEncoderBlock(D, H, DFF, **kw).state_dict())
+    """EncoderBlock's parameters are named as in the reference (norm1, attn.qkv, attn.proj, norm2, and ffn = your
+    FFN of the kind asked for) for every option, bias=False leaves no bias anywhere, and ``norm_first`` holds the flag."""
+    for kw in ({}, {"bias": False}, {"norm": "rmsnorm", "ffn": "swiglu", "bias": False}, {"ffn": "gelu"}):
+        ffn_name = SWIGLU if kw.get("ffn") == "swiglu" else FFN  # ffn.*: as the implementation's own FFN has them
+        own = impl.state_dict_keys(ffn_name, (D, DFF), {"bias": kw.get("bias", True)})
+        want = sorted([k for k in RefEncoderBlock(D, H, DFF, **kw).state_dict() if not k.startswith("ffn.")] +
+                      [f"ffn.{k}" for k in own])
         got = impl.state_dict_keys(BLOCK, (D, H, DFF), kw)
         missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
         assert not missing and not extra, \
             f"EncoderBlock({D}, {H}, {DFF}, **{kw}) state dict: missing {missing}, unexpected {extra}"
+    flags = [outputs(impl, BLOCK, (D, H, DFF), kw, None, [attr("norm_first")], dtype=None)[0]
+             for kw in ({}, {"norm_first": False})]
+    assert flags == [True, False], f"norm_first must hold the flag (default True); got {flags}"
 
 
-@pytest.mark.points(1)
-@pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_block_equals_torch_with_padding(impl, norm_first, activation):
-    """With the same weights the block equals nn.TransformerEncoderLayer (post-LN: norm after each residual
-    add; pre-LN: norm before each sub-layer), here with a key padding mask of shape (B, 1, 1, S)."""
-    layer, state = torch_layer(norm_first, activation, seed=1 + 2 * norm_first + (activation == "gelu"))
-    x = block_input()
-    keep = torch.arange(T)[None, :] < torch.tensor([T, 4, 2])[:, None]  # (B, S) True = real token
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(norm_first, activation), state, x, keep[:, None, None, :]).output
-    out = expect_tensor(out, "EncoderBlock output", shape=(3, T, D), dtype=torch.float64)
-    want = torch_out(layer, x, src_key_padding_mask=~keep)
-    close(out[keep], want[keep], f"EncoderBlock(norm_first={norm_first}, ffn='{activation}') output at the "
-          f"real tokens, with a padding mask (True = may attend)")
+@pytest.mark.points(2)
+def test_block_pre_ln(impl):
+    """Pre-LN (the default): x = x + attn(norm1(x)); x = x + ffn(norm2(x)), as the reference block computes it
+    (here with your FFN)."""
+    state, x = block_state(impl, {}, seed=100), block_input(seed=101)
+    out = expect_tensor(block_run(impl, {}, state, [call("forward", x)])[0], "EncoderBlock output", shape=(3, T, D),
+                        dtype=F64)
+    close(out, block_expected(impl, {}, state, x), "pre-LN EncoderBlock output (is it x = x + attn(norm1(x)); "
+                                                   "x = x + ffn(norm2(x))?)")
 
 
-@pytest.mark.points(1)
-@pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
-def test_block_equals_torch_causal(impl, norm_first):
-    """``is_causal=True`` equals nn.TransformerEncoderLayer with a causal src_mask (token t sees tokens <= t)."""
-    layer, state = torch_layer(norm_first, seed=10 + norm_first)
-    x = block_input(2, seed=51)
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(norm_first), state, x, is_causal=True).output
-    hide_future = torch.ones(T, T, dtype=torch.bool).triu(1)  # PyTorch: True = masked
-    close(out, torch_out(layer, x, src_mask=hide_future), f"EncoderBlock(norm_first={norm_first}) output with is_causal=True")
+@pytest.mark.points(2)
+def test_block_post_ln(impl):
+    """Post-LN (norm_first=False): x = norm1(x + attn(x)); x = norm2(x + ffn(x)), as the reference block computes it
+    (here with your FFN)."""
+    kw = {"norm_first": False}
+    state, x = block_state(impl, kw, seed=110), block_input(seed=111)
+    out = expect_tensor(block_run(impl, kw, state, [call("forward", x)])[0], "EncoderBlock output", shape=(3, T, D))
+    close(out, block_expected(impl, kw, state, x), "post-LN EncoderBlock output (is it x = norm1(x + attn(x)); "
+                                                   "x = norm2(x + ffn(x))?)")
 
 
-@pytest.mark.points(1)
-def test_block_mask_means_may_attend(impl):
-    """An explicit (T, T) boolean mask, True = may attend, equals PyTorch's src_mask = ~mask."""
-    layer, state = torch_layer(True, seed=12)
-    x = block_input(2, seed=52)
-    mask = torch.rand(T, T, generator=gen(53)) < 0.5
-    mask.fill_diagonal_(True)
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(True), state, x, mask).output
-    close(out, torch_out(layer, x, src_mask=~mask), "EncoderBlock output with a (T, T) mask (True = may attend)")
-
-
-def zero_sublayer_outputs(state: dict) -> dict:
-    state = {k: v.clone() for k, v in state.items()}
-    for k in ("attn.proj.weight", "attn.proj.bias", "ffn.fc2.weight", "ffn.fc2.bias"):
-        state[k].zero_()
-    return state
+def with_zero_sublayers(state: dict) -> dict:
+    """``state`` with the attention and FFN output projections (and their biases) zeroed: both sub-layers output 0."""
+    return {k: torch.zeros_like(v) if k.startswith(("attn.proj.", "ffn.fc2.")) else v for k, v in state.items()}
 
 
 @pytest.mark.points(1)
 def test_block_pre_ln_residual_is_identity(impl):
-    """Pre-LN, x + Sublayer(LN(x)): with the attention and FFN output projections zeroed the block is the identity."""
-    _, state = torch_layer(True, seed=13)
-    x = block_input(2, seed=54) * 5.0
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(True), zero_sublayer_outputs(state), x).output
+    """Pre-LN, x + Sublayer(LN(x)): with the attention and FFN output projections zeroed the block is the identity
+    (and with them on, it is not)."""
+    state = block_state(impl, {}, seed=120)
+    x = block_input(2, seed=121) * 5.0
+    out = block_run(impl, {}, with_zero_sublayers(state), [call("forward", x)])[0]
     close(out, x, "pre-LN EncoderBlock output with zeroed sub-layer outputs (the residual stream x itself)")
+    on = expect_tensor(block_run(impl, {}, state, [call("forward", x)])[0], "output", shape=tuple(x.shape))
+    assert float((on - x).abs().max()) > 1e-3, "the block returns its input unchanged when its sub-layers are on"
 
 
 @pytest.mark.points(1)
 def test_block_post_ln_residual_is_layernorm(impl):
     """Post-LN, LN(x + Sublayer(x)): with the output projections zeroed the block gives norm2(norm1(x))."""
-    _, state = torch_layer(False, seed=14)
-    state = zero_sublayer_outputs(state)
-    x = block_input(2, seed=55) * 5.0 + 2.0
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(False), state, x).output
+    kw = {"norm_first": False}
+    state = with_zero_sublayers(block_state(impl, kw, seed=130))
+    x = block_input(2, seed=131) * 5.0 + 2.0
+    out = block_run(impl, kw, state, [call("forward", x)])[0]
     h = F.layer_norm(x, (D,), state["norm1.weight"], state["norm1.bias"], 1e-5)
     want = F.layer_norm(h, (D,), state["norm2.weight"], state["norm2.bias"], 1e-5)
     close(out, want, "post-LN EncoderBlock output with zeroed sub-layer outputs (norm2(norm1(x)))")
 
 
+@pytest.mark.points(1)
+def test_block_ffn_kinds(impl):
+    """``ffn="gelu"`` and ``ffn="swiglu"`` build those FFNs (with the block's bias): the block equals the reference
+    block with your FFN of that kind."""
+    x = block_input(2, seed=141)
+    for i, kw in enumerate(({"ffn": "gelu"}, {"ffn": "swiglu"})):
+        state = block_state(impl, kw, seed=140 + 10 * i)
+        out = block_run(impl, kw, state, [call("forward", x)])[0]
+        close(out, block_expected(impl, kw, state, x), f"EncoderBlock(ffn={kw['ffn']!r}) output")
+
+
+@pytest.mark.points(1)
+def test_block_rmsnorm(impl):
+    """``norm="rmsnorm"`` makes both norms RMSNorm."""
+    kw, x = {"norm": "rmsnorm"}, block_input(2, seed=161)
+    state = block_state(impl, kw, seed=160)
+    out = block_run(impl, kw, state, [call("forward", x)])[0]
+    close(out, block_expected(impl, kw, state, x), "EncoderBlock(norm='rmsnorm') output")
+
+
+@pytest.mark.points(1)
+def test_block_eps_reaches_both_norms(impl):
+    """``eps`` reaches both norms: eps=0.1 (LayerNorm) and an explicit eps=0.0 (RMSNorm), on small inputs where eps
+    matters."""
+    x = block_input(2, seed=171) * 0.05
+    for i, kw in enumerate(({"eps": 0.1}, {"norm": "rmsnorm", "eps": 0.0})):
+        state = block_state(impl, kw, seed=170 + 10 * i)
+        out = block_run(impl, kw, state, [call("forward", x)])[0]
+        close(out, block_expected(impl, kw, state, x), f"EncoderBlock(**{kw}) output on small inputs (is eps passed "
+                                                       f"to both norms?)")
+
+
+# --- EncoderBlock: what forward passes on to attention -----------------------------------------------------------
+
+@pytest.mark.points(1)
+def test_block_causal(impl):
+    """``is_causal=True`` reaches attention: the block's output at token t equals its output for x[:, :t+1] at t."""
+    state, x = block_state(impl, {}, seed=200), block_input(2, seed=201)
+    outs = block_run(impl, {}, state, [call("forward", x, is_causal=True), call("forward", changed_first(x)),
+                                       *[call("forward", x[:, :t + 1]) for t in range(T)]])
+    assert_mixes(outs[-1], outs[1], "EncoderBlock output")
+    want = torch.stack([expect_tensor(o, "output", shape=(2, t + 1, D))[:, t] for t, o in enumerate(outs[2:])], dim=1)
+    close(outs[0], want, "EncoderBlock output with is_causal=True (token t sees tokens 0..t: the output for "
+                         "x[:, :t+1] at t)")
+
+
+@pytest.mark.points(1)
+def test_block_mask(impl):
+    """``mask`` reaches attention, True = may attend: with a (B, 1, 1, S) padding mask the real tokens get the
+    output of the real tokens alone; a (T, S) mask hiding the last keys equals dropping those tokens."""
+    state, x, lengths = block_state(impl, {}, seed=210), block_input(3, seed=211), [T, 4, 2]
+    keep = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    hide_last = torch.ones(T, T, dtype=torch.bool)
+    hide_last[:, 4:] = False
+    outs = block_run(impl, {}, state, [call("forward", x, keep[:, None, None, :]), call("forward", x, hide_last),
+                                       call("forward", x[:, :4]), call("forward", x), call("forward", changed_first(x)),
+                                       *[call("forward", x[b:b + 1, :n]) for b, n in enumerate(lengths)]])
+    assert_mixes(outs[3], outs[4], "EncoderBlock output")
+    got = expect_tensor(outs[0], "EncoderBlock output with a padding mask", shape=(3, T, D))
+    for b, n in enumerate(lengths):
+        close(got[b, :n], expect_tensor(outs[5 + b], "output", shape=(1, n, D))[0],
+              f"sequence {b} with {n} real tokens and a (B, 1, 1, S) padding mask (True = may attend): must equal the "
+              f"output for its real tokens alone")
+    close(expect_tensor(outs[1], "output with a (T, S) mask", shape=(3, T, D))[:, :4], outs[2],
+          "output with a (T, S) mask that hides keys 4 and 5 from every query (must equal the output for x[:, :4])")
+
+
+def cached_steps(x: torch.Tensor, **kwargs) -> list[dict]:
+    """Calls feeding the tokens of ``x`` one at a time through the scenario's KVCache (as in generation)."""
+    return [call("forward", x[:, t:t + 1], is_causal=True, cache=Ref("cache"), **kwargs) for t in range(x.size(1))]
+
+
+def prefix_calls(x: torch.Tensor, **kwargs) -> list[dict]:
+    """Calls running the block on every prefix x[:, :t+1]: its output at t is what token t gets with a cache."""
+    return [call("forward", x[:, :t + 1], **kwargs) for t in range(x.size(1))]
+
+
+def check_steps(steps: list, prefixes: list, what: str) -> None:
+    for t, (got, full) in enumerate(zip(steps, prefixes)):
+        got = expect_tensor(got, f"output for token {t}", shape=(2, 1, D))
+        close(got[:, 0], expect_tensor(full, "output", shape=(2, t + 1, D))[:, t], f"output for token {t} {what}")
+
+
+@pytest.mark.points(1)
+def test_block_kv_cache(impl):
+    """``cache`` reaches attention: feeding tokens one at a time through a KVCache gives token t the block's output
+    for x[:, :t+1] at t."""
+    state, x = block_state(impl, {}, seed=220), randn(2, 6, D, seed=221)
+    outs = block_run(impl, {}, state, [*cached_steps(x), *prefix_calls(x), call("forward", changed_first(x))],
+                     objects={"cache": obj_spec("KVCache")})
+    assert_mixes(outs[11], outs[12], "EncoderBlock output")
+    check_steps(outs[:6], outs[6:12], "through the cache (pass cache on to self.attn)")
+
+
+def need_rope(impl) -> None:
+    """The rope test builds a RotaryEmbedding inside the implementation (the notebook imports it, as the answer
+    cell does); the in-process reference namespace holds only interface names, so it gets the reference's."""
+    ns = getattr(impl, "ns", None)
+    if isinstance(ns, dict) and "RotaryEmbedding" not in ns and ns.get(BLOCK) is RefEncoderBlock:
+        ns["RotaryEmbedding"] = importlib.import_module("tfmcourse.embedding").RotaryEmbedding
+
+
+@pytest.mark.points(1)
+def test_block_rope(impl):
+    """``rope`` reaches attention: rope=RotaryEmbedding(head_dim, max_len) changes the output, and with a KVCache
+    token t (rotated at position t) gets the block's output with rope for x[:, :t+1] at t."""
+    state, x = block_state(impl, {}, seed=230), randn(2, 6, D, seed=231)
+    need_rope(impl)
+    rope = {"rope": Ref("rope")}
+    try:
+        outs = block_run(impl, {}, state, [call("double", target="rope"), call("forward", x),
+                                           *cached_steps(x, **rope), *prefix_calls(x, **rope)],
+                         objects={"rope": obj_spec("RotaryEmbedding", D // H, 32), "cache": obj_spec("KVCache")})
+    except MissingName as e:
+        if "RotaryEmbedding" in str(e):
+            raise AssertionError("RotaryEmbedding is not in the notebook: this test builds one with it (keep "
+                                 "`from tfmcourse.embedding import RotaryEmbedding` in the EncoderBlock cell)") from None
+        raise
+    plain = expect_tensor(outs[1], "output", shape=(2, 6, D))
+    got = expect_tensor(outs[-1], "output with rope", shape=(2, 6, D))
+    assert float((got - plain).abs().max()) > 1e-6, "rope changes nothing: pass rope on to self.attn"
+    check_steps(outs[2:8], outs[8:14], "through the cache with rope (pass cache and rope on to self.attn)")
+
+
+# --- EncoderBlock: gradients, dtypes, dropout -----------------------------------------------------------------
+
 @pytest.mark.points(2)
-@pytest.mark.parametrize("norm_first", [False, True], ids=["post_ln", "pre_ln"])
-def test_block_gradients(impl, norm_first):
-    """Gradients reach the input and every parameter and equal the reference block's (float64, causal)."""
-    _, state = torch_layer(norm_first, "gelu", seed=15 + norm_first)
-    x, g = block_input(2, seed=56), randn(2, T, D, seed=57)
-    kw = block_kwargs(norm_first, "gelu")
-    res = run(impl, BLOCK, (D, H, DFF), kw, state, x, is_causal=True, backward=g)
-    ref = RefEncoderBlock(D, H, DFF, **kw).double()
-    ref.load_state_dict(state)
-    xl = x.clone().requires_grad_()
-    ref(xl, is_causal=True).backward(g)
-    got_x = res.input_grads[0] if res.input_grads else None
-    assert got_x is not None, "no gradient reached the input x"
-    close(got_x, xl.grad, "gradient w.r.t. the block input x")
-    for name, p in ref.named_parameters():
-        got = res.param_grads.get(name)
-        assert got is not None, f"no gradient reached {name}: is that sub-layer used in forward?"
-        close(got, p.grad, f"gradient w.r.t. {name}")
+def test_block_gradients(impl):
+    """Gradients reach the input and every parameter and equal finite differences of the block's own output
+    (pre-LN, GELU FFN, causal)."""
+    kw = {"ffn": "gelu"}
+    state, x, g = block_state(impl, kw, seed=300), block_input(2, seed=301), randn(2, T, D, seed=302)
+    check_gradients(impl, BLOCK, (D, H, DFF), kw, state, x, g, anchors=("attn.qkv.weight", "ffn.fc1.weight"),
+                    is_causal=True)
 
 
 @pytest.mark.points(1)
-def test_block_dropout_off_in_eval(impl):
-    """EncoderBlock(dropout=0.5) in eval mode applies no dropout: it equals the layer without dropout."""
-    layer, state = torch_layer(True, seed=17)
-    x = block_input(2, seed=58)
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(True, dropout=0.5), state, x).output
-    close(out, torch_out(layer, x), "EncoderBlock(dropout=0.5) output in eval mode")
+def test_block_dtypes(impl):
+    """A float32 or bfloat16 block maps (B, T, d_model) of that dtype to that dtype, equal to the float64 result on
+    the same (rounded) weights and inputs within that dtype's precision."""
+    state, x = block_state(impl, {}, seed=310), block_input(2, seed=311)
+    for dtype, tol in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (5e-2, 5e-2))):
+        sd, xd = {k: v.to(dtype) for k, v in state.items()}, x.to(dtype)
+        want = block_run(impl, {}, {k: v.double() for k, v in sd.items()},
+                         [call("forward", xd.double(), is_causal=True),
+                          call("forward", changed_first(xd.double()), is_causal=True)])
+        assert_mixes(want[0], want[1], "float64 EncoderBlock output")
+        out = block_run(impl, {}, sd, [call("forward", xd, is_causal=True)], dtype=dtype)[0]
+        out = expect_tensor(out, f"{dtype} EncoderBlock output", shape=(2, T, D), dtype=dtype)
+        assert_close(out, want[0].to(dtype), f"{dtype} EncoderBlock output vs the float64 output", rtol=tol[0],
+                     atol=tol[1])
 
 
 @pytest.mark.points(1)
-def test_block_dropout_on_in_training(impl):
-    """In training mode EncoderBlock(dropout=0.5) does drop: its output differs from the eval-mode output."""
-    layer, state = torch_layer(True, seed=18)
-    x = block_input(2, seed=59)
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(True, dropout=0.5), state, x, train=True).output
-    out = expect_tensor(out, "EncoderBlock output in training mode", shape=(2, T, D))
-    diff = float((out - torch_out(layer, x)).abs().max())
-    assert diff > 1e-3, "EncoderBlock(dropout=0.5) gives the eval-mode output in training mode: is dropout applied?"
+def test_block_dropout_off_in_eval_and_at_zero(impl):
+    """No dropout in eval mode (dropout=0.5 gives the dropout=0.0 output, pre- and post-LN), nor with dropout=0.0 in
+    training mode."""
+    x = block_input(2, seed=321)
+    for i, kw in enumerate(({}, {"norm_first": False})):
+        state = block_state(impl, kw, seed=320 + 10 * i)
+        base = block_run(impl, kw | {"dropout": 0.0}, state, [call("forward", x, is_causal=True),
+                                                               call("forward", changed_first(x), is_causal=True)])
+        assert_mixes(base[0], base[1], "EncoderBlock output")
+        for p, train, what in ((0.5, False, "dropout=0.5 in eval mode"), (0.0, True, "dropout=0.0 in training mode")):
+            out = block_run(impl, kw | {"dropout": p}, state, [call("forward", x, is_causal=True)], train=train)[0]
+            close(out, base[0], f"EncoderBlock(**{kw}, {what}): output (no dropout may be applied)")
+
+
+def layernorm_scale(eps: float = 1e-5) -> float:
+    """LayerNorm (gain 1, bias 0) maps e_i - e_j (d_model = 16) to c (e_i - e_j) with this c."""
+    return 1.0 / (2.0 / D + eps) ** 0.5
+
+
+def unit_pairs(idx: torch.Tensor) -> torch.Tensor:
+    """Tokens e_i - e_{i+8} for the indices ``idx``: after LayerNorm exactly ``layernorm_scale() * (e_i - e_{i+8})``."""
+    x = torch.zeros(*idx.shape, D, dtype=F64)
+    x.scatter_(-1, idx[..., None], 1.0)
+    x.scatter_(-1, idx[..., None] + 8, -1.0)
+    return x
+
+
+def decode_sublayer_dropout(a: torch.Tensor, p: float, scale: float, what: str, sublayer: str, inner: str) -> None:
+    """``a`` = block output - x, where each output channel of the sub-layer is ``scale`` times the sum of 2^j over
+    the inner units (attention weights, hidden units) that dropout kept, each rescaled by 1/(1-p); the sub-layer's
+    dropout then drops that channel or rescales it by 1/(1-p)."""
+    zero = a.abs() < 1e-9
+    frac = float(zero.double().mean())
+    if frac < p / 3:
+        raise AssertionError(f"{what}: the {sublayer} sub-layer's output is not dropped (dropout before the "
+                             f"residual add: {'dropout1' if sublayer == 'attention' else 'dropout2'})")
+    if abs(frac - p) > 0.08:
+        raise AssertionError(f"{what}: {frac:.0%} of the {sublayer} sub-layer's output channels were dropped, "
+                             f"expected about {p:.0%}")
+    inner_sum = a[~zero] * (1 - p) / scale  # sum of 2^j / (1 - p) over the kept inner units; 255 if none dropped
+    if torch.allclose(inner_sum, torch.full_like(inner_sum, 255.0), rtol=1e-9, atol=1e-9):
+        raise AssertionError(f"{what}: the {inner} are not dropped: pass dropout on to "
+                             f"{'MultiHeadAttention' if sublayer == 'attention' else 'the FFN'}")
+    check_kept(inner_sum * (1 - p), 8, p, what, inner)
+
+
+@pytest.mark.points(2)
+def test_block_attention_dropout(impl):
+    """Pre-LN, training, dropout=0.25, the FFN zeroed: attention drops attention weights and dropout1 drops the
+    attention sub-layer's output channels, each rescaled by 1/(1-p), each keeping about 75%."""
+    kw = {"dropout": 0.25}
+    state = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=400).items()}
+    state["norm1.weight"][:], state["norm2.weight"][:] = 1.0, 1.0
+    c = layernorm_scale()
+    state["attn.qkv.weight"][2 * D:, :8] = 2.0 ** torch.arange(8, dtype=F64) / c  # value of token t: 2^t, all channels
+    state["attn.proj.weight"][:] = torch.eye(D, dtype=F64)
+    x = unit_pairs(torch.arange(8).expand(8, 8))  # (B, T, D): token t is e_t - e_{t+8}; W_Q = W_K = 0: uniform
+    y = expect_tensor(block_run(impl, kw, state, [call("forward", x)], train=True)[0], "output", shape=(8, 8, D))
+    decode_sublayer_dropout(y - x, 0.25, 1 / 8, "EncoderBlock(dropout=0.25) in training mode", "attention",
+                            "attention weights")
+
+
+@pytest.mark.points(2)
+def test_block_ffn_dropout(impl):
+    """Pre-LN, training, dropout=0.25, attention zeroed: the FFN drops hidden units and dropout2 drops the FFN
+    sub-layer's output channels, each rescaled by 1/(1-p), each keeping about 75%."""
+    kw = {"dropout": 0.25}
+    state = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=410, d_ff=8).items()}
+    state["norm1.weight"][:], state["norm2.weight"][:] = 1.0, 1.0
+    state["ffn.fc1.weight"][:, 0] = (1.0 + torch.arange(8, dtype=F64)) / layernorm_scale()  # positive pre-activations
+    x = unit_pairs(torch.zeros(8, 8, dtype=torch.long))  # every token e_0 - e_8
+    # hidden unit j adds 2^j to every output channel (calibrated on the block's own FFN in eval mode)
+    state = calibrated_fc2(impl, BLOCK, (D, H, 8), {}, state, x[:1, :1], "ffn.fc2.weight",
+                           lambda o: o[0, 0, 1] - x[0, 0, 1])
+    y = outputs(impl, BLOCK, (D, H, 8), kw, state, [call("forward", x)], train=True)[0]
+    y = expect_tensor(y, "output", shape=(8, 8, D))
+    decode_sublayer_dropout(y - x, 0.25, 1.0, "EncoderBlock(dropout=0.25) in training mode", "FFN",
+                            "FFN's hidden units")
 
 
 @pytest.mark.points(1)
-def test_block_float32(impl):
-    """A float32 block maps (B, T, d_model) float32 to (B, T, d_model) float32."""
-    layer, state = torch_layer(True, seed=19)
-    x = block_input(2, seed=60).float()
-    out = run(impl, BLOCK, (D, H, DFF), block_kwargs(True), state, x, dtype=torch.float32).output
-    out = expect_tensor(out, "float32 EncoderBlock output", shape=(2, T, D), dtype=torch.float32)
-    close(out, torch_out(layer, x.double()).float(), "float32 EncoderBlock output")
-
-
-@pytest.mark.points(1)
-def test_block_rmsnorm_swiglu(impl):
-    """``norm="rmsnorm"``, ``ffn="swiglu"`` build those sub-layers (eps passed on) and equal the reference block."""
-    kw = {"norm": "rmsnorm", "ffn": "swiglu", "eps": 1e-3}
-    ref = RefEncoderBlock(D, H, DFF, **kw).double()
-    state = {k: weights(*v.shape, seed=70 + i, shift=1.0 if k.startswith("norm") else 0.0)
-             for i, (k, v) in enumerate(ref.state_dict().items())}
-    ref.load_state_dict(state)
-    x = block_input(2, seed=61) * 0.05  # small inputs, so that eps matters
-    out = run(impl, BLOCK, (D, H, DFF), kw, state, x, is_causal=True).output
-    with torch.no_grad():
-        close(out, ref(x, is_causal=True), "EncoderBlock(norm='rmsnorm', ffn='swiglu', eps=1e-3) output")
+def test_block_post_ln_dropout(impl):
+    """Post-LN, training, dropout=0.25, RMSNorm: dropout1 and dropout2 drop sub-layer output channels before the
+    residual add, so about 25% of the channels where x is 0 stay exactly 0 through the norms (not after a norm)."""
+    kw = {"dropout": 0.25, "norm": "rmsnorm", "norm_first": False}
+    base = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=420, d_ff=8).items()}
+    base["norm1.weight"][:], base["norm2.weight"][:] = 1.0, 1.0
+    attn = {k: v.clone() for k, v in base.items()}  # the attention path, the FFN zeroed
+    attn["attn.qkv.weight"][2 * D:, :8] = 2.0 ** torch.arange(8, dtype=F64)
+    attn["attn.proj.weight"][:] = torch.eye(D, dtype=F64)
+    ffn = {k: v.clone() for k, v in base.items()}  # the FFN path, attention zeroed
+    ffn["ffn.fc1.weight"][:, 0] = 1.0
+    ffn["ffn.fc2.weight"][:] = 1.0
+    for path, state, idx, sublayer in (("attention", attn, torch.arange(8).expand(8, 8), "dropout1"),
+                                       ("FFN", ffn, torch.zeros(8, 8, dtype=torch.long), "dropout2")):
+        x = unit_pairs(idx)
+        y = outputs(impl, BLOCK, (D, H, 8), kw, state, [call("forward", x)], train=True)[0]
+        y = expect_tensor(y, "output", shape=(8, 8, D))
+        free = x == 0  # channels where only the sub-layer's output contributes
+        frac = float((y[free].abs() < 1e-12).double().mean())
+        assert abs(frac - 0.25) <= 0.08, \
+            f"post-LN EncoderBlock(dropout=0.25), {path} path: {frac:.0%} of its output channels were dropped, " \
+            f"expected about 25% ({sublayer} on the sub-layer's output, before the residual add and the norm)"

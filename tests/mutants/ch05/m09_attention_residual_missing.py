@@ -1,9 +1,9 @@
 """Mutant m09_attention_residual_missing: the pre-LN attention sub-layer has no residual connection."""
 # %%
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal))
+            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal, cache=cache, rope=rope))
 
         if self.norm_first:
             x = sa(self.norm1(x))

@@ -1,9 +1,9 @@
 """Mutant m10_norm_applied_twice: pre-LN also normalises after each residual add (pre- and post-LN at once)."""
 # %%
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal))
+            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal, cache=cache, rope=rope))
 
         if self.norm_first:
             x = self.norm1(x + sa(self.norm1(x)))

@@ -9,9 +9,9 @@ class FeedForward(FeedForward):  # the correct FeedForward from above, but for w
 
 
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return F.dropout(self.attn(h, mask=mask, is_causal=is_causal), self.dropout1.p)
+            return F.dropout(self.attn(h, mask=mask, is_causal=is_causal, cache=cache, rope=rope), self.dropout1.p)
 
         if self.norm_first:
             x = x + sa(self.norm1(x))

@@ -1,9 +1,10 @@
 """Mutant m12_mask_inverted: the block passes ~mask to attention (PyTorch's convention, True = masked)."""
 # %%
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return self.dropout1(self.attn(h, mask=None if mask is None else ~mask, is_causal=is_causal))
+            inverted = None if mask is None else ~mask
+            return self.dropout1(self.attn(h, mask=inverted, is_causal=is_causal, cache=cache, rope=rope))
 
         if self.norm_first:
             x = x + sa(self.norm1(x))

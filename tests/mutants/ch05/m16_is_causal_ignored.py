@@ -1,9 +1,9 @@
 """Mutant m16_is_causal_ignored: the block never passes is_causal to attention."""
 # %%
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return self.dropout1(self.attn(h, mask=mask))
+            return self.dropout1(self.attn(h, mask=mask, cache=cache, rope=rope))
 
         if self.norm_first:
             x = x + sa(self.norm1(x))

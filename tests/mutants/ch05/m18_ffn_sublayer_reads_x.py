@@ -1,9 +1,9 @@
 """Mutant m18_ffn_sublayer_reads_x: pre-LN: the FFN reads the un-normalised stream x instead of norm2(x)."""
 # %%
 class EncoderBlock(EncoderBlock):  # the correct EncoderBlock from above, but for what follows
-    def forward(self, x, mask=None, *, is_causal=False):
+    def forward(self, x, mask=None, *, is_causal=False, cache=None, rope=None):
         def sa(h):
-            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal))
+            return self.dropout1(self.attn(h, mask=mask, is_causal=is_causal, cache=cache, rope=rope))
 
         if self.norm_first:
             x = x + sa(self.norm1(x))
