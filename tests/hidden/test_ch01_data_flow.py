@@ -113,12 +113,23 @@ def fwd(impl_, name: str, init_kwargs: dict, state: dict, *args, **kwargs):
     return impl_.run_module(name, (), init_kwargs, state, calls, dtype=torch.float64).output
 
 
+def assert_rotates(out: torch.Tensor, x: torch.Tensor, what: str) -> None:
+    """apply_rotary does something: finite, not x, lengths roughly kept (checked before comparing it with itself)."""
+    assert_finite(out, what)
+    assert not torch.allclose(out.double(), x.double(), atol=1e-3), f"{what}: apply_rotary returned x unchanged"
+    ratio = float(out.double().norm() / x.double().norm())
+    assert 0.5 < ratio < 2.0, f"{what}: a rotation keeps lengths, but the output is {ratio:.3g} times as long as x"
+
+
 # --- sinusoidal_encoding -------------------------------------------------------------------------------------
 
 @pytest.mark.points(1)
 def test_sinusoidal_shape_and_dtype(impl):
-    """sinusoidal_encoding(P, d) returns a (P, d) float32 table."""
-    expect_tensor(impl.call(SIN, 12, 8), "sinusoidal_encoding(12, 8)", shape=(12, 8), dtype=torch.float32)
+    """sinusoidal_encoding(P, d) returns a (P, d) float32 table of sines and cosines (in [-1, 1], not constant)."""
+    pe = expect_tensor(impl.call(SIN, 12, 8), "sinusoidal_encoding(12, 8)", shape=(12, 8), dtype=torch.float32)
+    assert_finite(pe, "sinusoidal_encoding(12, 8)")
+    assert float(pe.abs().max()) <= 1.0 + 1e-6 and float(pe.std()) > 0.1, \
+        "sinusoidal_encoding(12, 8) must hold sines and cosines: values in [-1, 1] that vary"
 
 
 @pytest.mark.points(2)
@@ -275,16 +286,15 @@ def test_learned_positions_gradient(impl):
     """Only the rows that forward returned receive a gradient, and exactly the output gradient."""
     W = weights(8, 3, seed=9)
     g = randn(4, 3, seed=10)
-    res = impl.run_module(LPE, (8, 3), {}, {"weight": W}, [call("forward", 4, offset=2)], backward=g,
-                          dtype=torch.float64)
+    res = impl.run_module(LPE, (8, 3), {}, {"weight": W}, [call("forward", 4)], backward=g, dtype=torch.float64)
     got = res.param_grads.get("weight")
     assert got is not None, "no gradient reached weight: is the slice detached?"
-    # the rows the student's forward returned (2..5 if right; which rows is the job of the tests above)
-    out = expect_tensor(res.output, "forward(4, offset=2)", shape=(4, 3)).double()
+    # the rows the student's forward returned (0..3 if right; which rows is the job of the tests above)
+    out = expect_tensor(res.output, "forward(4)", shape=(4, 3)).double()
     rows = [next((r for r in range(8) if torch.equal(o, W[r])), None) for o in out]
-    rows = rows if None not in rows else list(range(2, 6))
+    rows = rows if None not in rows else list(range(4))
     want = torch.zeros(8, 3, dtype=torch.float64).index_add_(0, torch.tensor(rows), g)
-    assert_close(got, want, f"gradient w.r.t. weight after forward(4, offset=2), which returned rows {rows}")
+    assert_close(got, want, f"gradient w.r.t. weight after forward(4), which returned rows {rows}")
 
 
 # --- apply_rotary --------------------------------------------------------------------------------------------
@@ -316,6 +326,7 @@ def test_rotary_identity_at_angle_zero_and_keeps_norm(impl):
     cos, sin = rope_angles(5, 6)
     out = expect_tensor(impl.call(ROT, x, cos, sin), "apply_rotary output", shape=(1, 2, 5, 6))
     close(out[:, :, 0], x[:, :, 0], "apply_rotary at position 0 (angle 0)")
+    assert_rotates(out[:, :, 1:], x[:, :, 1:], "apply_rotary at positions 1 … 4")
     close(out.norm(dim=-1), x.norm(dim=-1), "length of each rotated vector")
 
 
@@ -334,12 +345,6 @@ def test_rotary_scores_depend_on_relative_position(impl):
         close(diag, diag[:1].expand_as(diag).clone(), f"scores q_m . k_n with n - m = {shift} (must all be equal)")
     spread = float(torch.stack([torch.diagonal(scores, s)[0] for s in range(-2, 3)]).std())
     assert spread > 1e-3, "the scores do not change with the distance m - n: are the vectors rotated at all?"
-
-
-def assert_rotates(out: torch.Tensor, x: torch.Tensor, what: str) -> None:
-    """The self-consistency tests below first check that apply_rotary does something: finite and not x itself."""
-    assert_finite(out, what)
-    assert not torch.allclose(out.double(), x.double(), atol=1e-3), f"{what}: apply_rotary returned x unchanged"
 
 
 @pytest.mark.points(2)

@@ -237,6 +237,7 @@ def test_sdpa_explicit_scale_zero(impl):
     q, k, v = qkv(2, T=3, S=5, d_k=8, seed=6)
     out = impl.call(SDPA, q, k, v, scale=0.0)
     close(out, v.mean(-2, keepdim=True).expand(2, 3, 8), "attention output with scale=0.0 (uniform weights)")
+    close(impl.call(SDPA, q, k, v, scale=0.5), expected(q, k, v, scale=0.5), "attention output with scale=0.5")
 
 
 @pytest.mark.points(1)
