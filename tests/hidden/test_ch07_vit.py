@@ -11,8 +11,9 @@ Every expected value is computed here, in the grader: ``F.unfold`` for the patch
 embedding, and the reference ``ViT`` holding the same weights for the model. One mistake should cost one idea, so
 tests of a later piece take the earlier pieces from the implementation itself: the reshape method is also accepted
 when it agrees with the student's own ``patchify``, the ViT token tests start from the student's own
-``patch_embed`` output, ``forward`` is compared with the student's own ``forward_head(forward_features(...))``, and
-the dropout tests compare the student's model in training mode with itself in eval mode.
+``patch_embed`` output, ``forward`` is compared with the student's own ``forward_head(forward_features(...))``, the
+dropout tests compare the student's model in training mode with itself in eval mode, and the reference's weights are
+loaded where names and shapes match (a misnamed parameter costs the parameter tests and those that need it).
 """
 from __future__ import annotations
 
