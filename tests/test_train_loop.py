@@ -9,8 +9,11 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tfmcourse import GPT, GPTConfig
+from tfmcourse.data import SEQ_VOCAB, SeqTaskDataset, collate_seq2seq
+from tfmcourse.models import Seq2SeqConfig, Transformer
+from tfmcourse.student import install, restore
 from tfmcourse.train import (LoaderBatches, RandomWindowBatches, TrainConfig, Trainer, eval_loader_batches,
-                             load_checkpoint, read_metrics, save_checkpoint, set_lr, warmup_cosine_lr)
+                             load_checkpoint, read_metrics, save_checkpoint, set_lr, step, warmup_cosine_lr)
 
 pytestmark = pytest.mark.ch06
 
@@ -107,6 +110,90 @@ def test_accumulation_matches_one_big_batch():
         runs[accum] = model
     for (n, a), b in zip(runs[1].named_parameters(), runs[2].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{n} differs")
+
+
+def tiny_seq2seq(seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(Seq2SeqConfig(src_vocab_size=SEQ_VOCAB.size, tgt_vocab_size=SEQ_VOCAB.size, d_model=16,
+                                     n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0,
+                                     max_len=16))
+
+
+def test_accumulation_weighs_padded_micro_batches_by_their_targets():
+    """Padded seq2seq micro-batches with different numbers of targets: accumulated steps equal big-batch steps
+    (each micro-batch's loss weighs by its share of the step's targets), which dividing by k would not give."""
+    data = SeqTaskDataset("reverse", 48, min_len=1, max_len=8, seed=3)  # lengths 1..8: very unequal counts
+    runs = {}
+    for bs, accum in ((8, 1), (4, 2)):
+        model = tiny_seq2seq()
+        cfg = TrainConfig(steps=6, batch_size=bs, grad_accum=accum, lr=3e-3, warmup_steps=1, progress=False,
+                          log_every=1, eval_every=100)
+        trainer = Trainer(model, LoaderBatches(data, bs, collate_fn=collate_seq2seq), cfg, device="cpu")
+        trainer.fit()
+        runs[accum] = (model, [r["loss"] for r in trainer.history])
+    for (n, a), b in zip(runs[1][0].named_parameters(), runs[2][0].parameters()):
+        if n.endswith("qkv.bias"):  # the key bias changes no output (softmax ignores a shift): its gradient is
+            a, b = torch.cat([a[:16], a[32:]]), torch.cat([b[:16], b[32:]])  # rounding noise, which Adam magnifies
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{n} differs")
+    assert runs[1][1] == pytest.approx(runs[2][1], rel=1e-5)  # the logged loss is the big batch's too
+
+    # the same micro-batches, each divided by their number (nanoGPT's rule), give other gradients
+    model = tiny_seq2seq()
+    items = sorted((data[i] for i in range(8)), key=lambda item: len(item[-1]))  # 4 short, then 4 long targets
+    a, b = collate_seq2seq(items[:4]), collate_seq2seq(items[4:])
+    counts = [int((x[-1] != -100).sum()) for x in (a, b)]
+    assert counts[1] > 1.5 * counts[0], "the test needs micro-batches with very different numbers of targets"
+    grads = []
+    for weights in ([c / sum(counts) for c in counts], [0.5, 0.5]):
+        model.zero_grad()
+        for w, x in zip(weights, (a, b)):
+            (model(*x)[1] * w).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    model.zero_grad()
+    model(*collate_seq2seq(items))[1].backward()
+    big = torch.cat([p.grad.flatten() for p in model.parameters()])
+    torch.testing.assert_close(grads[0], big, rtol=1e-4, atol=1e-6)
+    assert (grads[1] - big).norm() > 0.05 * big.norm()
+
+
+def test_evaluation_is_the_mean_over_every_target():
+    """Trainer.evaluate gives the mean loss over all counted targets, whatever the evaluation batch size."""
+    data = SeqTaskDataset("reverse", 13, min_len=1, max_len=8, seed=4)
+    model = tiny_seq2seq()
+    batch = collate_seq2seq([data[i] for i in range(len(data))])
+    with torch.no_grad():
+        logits, _ = model(*batch[:-1])
+        want = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[-1].flatten(), ignore_index=-100).item()
+    for bs in (2, 5, 13):  # last batches of 1 and 3 sequences
+        trainer = Trainer(model, LoaderBatches(data, 4, collate_fn=collate_seq2seq), TrainConfig(progress=False),
+                          device="cpu", val_batches=eval_loader_batches(data, bs, collate_fn=collate_seq2seq))
+        assert trainer.evaluate()["loss"] == pytest.approx(want, rel=1e-5), f"eval batch size {bs}"
+    model.eval()
+    trainer.evaluate()
+    assert not model.training, "evaluation leaves the model in the mode it found it in"
+
+
+def test_trainer_calls_the_installed_step_and_evaluation():
+    """The Trainer looks train_step and evaluate up by name at each call: install() puts a student's in."""
+    calls = {"train_step": 0, "evaluate": 0}
+
+    def counting(name):
+        ref = getattr(step, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return ref(*args, **kwargs)
+        return wrapper
+
+    install({"train_step": counting("train_step"), "evaluate": counting("evaluate")})
+    try:
+        cfg = TrainConfig(steps=4, batch_size=4, grad_accum=2, eval_every=2, progress=False)
+        Trainer(tiny_gpt(), LoaderBatches(window_dataset(), 4), cfg, device="cpu",
+                val_batches=eval_loader_batches(window_dataset(8), 4)).fit()
+    finally:
+        restore()
+    assert calls == {"train_step": 4, "evaluate": 2}
+    assert step.train_step.__name__ == "train_step", "restore() puts the reference back"
 
 
 def test_loader_batches_resume_mid_epoch_and_roll_over():
