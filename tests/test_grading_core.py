@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -246,3 +250,53 @@ def test_nbgrader_check(capsys):
     ns["padding_mask"] = lambda lengths, S=None: torch.ones(len(lengths), 1, 1, S or int(lengths.max()), dtype=torch.bool)
     with pytest.raises(AssertionError, match="test_padding_mask_shape_and_values"):
         nbgrader_check("ch03", ns, tests="padding_mask", verbose=False)
+
+
+_VIEW = """
+import json, os
+seen = {p: os.path.exists(p) for p in ("/work", "/root", "/home", "/srv", "/opt", "/mnt", "/media", "/tmp", "/etc/passwd")}
+def writes(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+        return True
+    except OSError:
+        return False
+print(json.dumps({"top": sorted(os.listdir("/")), "seen": seen, "uid": os.getuid(),
+                  "scratch": writes("/tfm/scratch/x"), "lib": writes("/usr/lib/tfm_pwned")}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/python3") or not shutil.which("setpriv"),
+                    reason="needs root (to become an unprivileged user) and a system python3")
+def test_an_unprivileged_grader_gets_the_same_view():
+    """bwrap-userns mode, as a user who is not root: the worker sees the runtime, its package, its scratch."""
+    from tfmcourse.grading.jail import bwrap_args
+    from tfmcourse.grading.sandbox import find_bwrap
+
+    bwrap = find_bwrap()
+    if bwrap is None:
+        pytest.skip("bubblewrap is not installed")
+    root = Path(tempfile.mkdtemp(prefix="tfm-test-view-"))  # pytest's own tmp folders are private to root
+    stub = root / "pkg" / "tfmcourse"
+    stub.mkdir(parents=True)
+    for d in (root, root / "pkg", stub):
+        d.chmod(0o755)
+    code = ("import json, sys; sys.path.insert(0, %r); from jail import bwrap_args; import subprocess; "
+            "cfg = {'env': {}, 'stub_package': %r, 'package_dir': '/nonexistent', 'limits': {'scratch_mb': 8}}; "
+            "args = bwrap_args(%r, cfg, userns=True); args = args[:args.index('--')] + ['--', '/usr/bin/python3', "
+            "'-I', '-c', %r]; r = subprocess.run(args, capture_output=True, text=True); "
+            "print(r.stdout if r.returncode == 0 else 'FAILED ' + r.stderr)"
+            % (str(Path(bwrap_args.__code__.co_filename).parent), str(stub), bwrap, _VIEW))
+    try:
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I",
+                              "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if out.stdout.startswith("FAILED"):
+        pytest.skip(f"unprivileged user namespaces are not allowed here: {out.stdout[:300]}")
+    view = json.loads(out.stdout)
+    assert view["uid"] == 65534
+    assert not any(v for k, v in view["seen"].items()), view["seen"]
+    assert set(view["top"]) <= {"usr", "lib", "lib64", "lib32", "libx32", "tfm", "proc", "dev", "etc"}, view["top"]
+    assert view["scratch"] and not view["lib"]
