@@ -53,28 +53,28 @@ REQUIREMENTS: list[tuple[str, list[str]]] = [
      ["test_patch_embedding_parameters", "test_patch_embedding_without_bias"]),
     ("PatchEmbedding: ValueError for a method other than 'conv'/'reshape' and for an image_size P does not divide",
      ["test_patch_embedding_rejects_bad_arguments"]),
-    ("PatchEmbedding.forward: ValueError for images whose shape is not (B, in_chans, image_size, image_size), on "
-     "every axis", ["test_patch_embedding_rejects_wrong_image_shape"]),
-    ("ViT: parameters patch_embed, cls_token (1, 1, D) with pool='cls' only, pos_embed (1, n_tokens, D), blocks, "
-     "norm, head = nn.Linear(D, n_classes); FFN width config.hidden (4 * d_model unless d_ff is set)",
+    (("PatchEmbedding.forward: ValueError for images whose shape is not (B, in_chans, image_size, image_size), "
+      "on every axis"), ["test_patch_embedding_rejects_wrong_image_shape"]),
+    (("ViT: parameters patch_embed, cls_token (1, 1, D) with pool='cls' only, pos_embed (1, n_tokens, D), "
+      "blocks, norm, head = nn.Linear(D, n_classes); FFN width config.hidden (4 * d_model unless d_ff is set)"),
      ["test_vit_parameter_names"]),
     ("ViT: in_chans, patch_size, n_classes, n_layers, d_ff, norm and ffn of the config reach the sub-modules",
      ["test_vit_parameters_follow_config", "test_vit_forward_features_mean_and_options"]),
     ("ViT: patch_embed uses the config's patch_method", ["test_vit_patch_method_reaches_patch_embed"]),
-    ("ViT init: self.apply(self._init_weights) (linear weights std 0.02, biases 0), pos_embed = randn * 0.02, "
-     "cls_token normal with std 1e-6", ["test_vit_init"]),
-    ("forward_features: CLS token concatenated in front, positions added after it (CLS included), the pre-LN "
-     "blocks with eps 1e-6 and no mask, the final norm", ["test_vit_forward_features_cls"]),
-    ("forward_features with pool='mean': no CLS token, (B, N, D); n_heads, n_layers, norm, ffn, d_ff from the "
-     "config", ["test_vit_forward_features_mean_and_options"]),
-    ("dropout (train mode) on the embedded tokens after the positions are added: about p of the entries zeroed, "
-     "the rest scaled by 1/(1-p)", ["test_vit_dropout_on_embedded_tokens"]),
+    (("ViT init: self.apply(self._init_weights) (linear weights std 0.02, biases 0), pos_embed = randn * 0.02, "
+      "cls_token normal with std 1e-6"), ["test_vit_init"]),
+    (("forward_features: CLS token concatenated in front, positions added after it (CLS included), the pre-LN "
+      "blocks with eps 1e-6 and no mask, the final norm"), ["test_vit_forward_features_cls"]),
+    (("forward_features with pool='mean': no CLS token, (B, N, D); n_heads, n_layers, norm, ffn, d_ff from the "
+      "config"), ["test_vit_forward_features_mean_and_options"]),
+    (("dropout (train mode) on the embedded tokens after the positions are added, before the blocks: about p of "
+      "the entries zeroed, the rest scaled by 1/(1-p)"), ["test_vit_dropout_on_embedded_tokens"]),
     ("dropout reaches every encoder block", ["test_vit_dropout_reaches_blocks"]),
     ("no dropout in eval mode, nor with dropout=0.0 in train mode", ["test_vit_no_dropout_in_eval_or_at_zero"]),
     ("forward_head: pool='cls' classifies x[:, 0]; pool='mean' classifies x.mean(dim=1); head has a bias",
      ["test_vit_forward_head_pooling"]),
-    ("forward(images, targets) returns (forward_head(forward_features(images)), cross-entropy); without targets "
-     "(logits, None)", ["test_vit_forward_returns_logits_and_loss"]),
+    (("forward(images, targets) returns (forward_head(forward_features(images)), cross-entropy); without "
+      "targets (logits, None)"), ["test_vit_forward_returns_logits_and_loss"]),
     ("the loss's gradient reaches every parameter, the CLS token and the positions included (they are nn.Parameters)",
      ["test_vit_gradients_reach_every_parameter"]),
 ]
