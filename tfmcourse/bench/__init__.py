@@ -181,7 +181,8 @@ def _time_chunk(run: _Run, steps: int, device: torch.device) -> None:
 
 def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple[int, int],
                   device: torch.device, steps: int, warmup: int, rounds: int,
-                  amp: bool | None = None, clock: str | None = None, peak_flops: float | None = None) -> list[Result]:
+                  amp: bool | None = None, clock: str | None = None, peak_flops: float | None = None,
+                  failed: list[str] | None = None) -> list[Result]:
     """Measure entries that are compared with each other, interleaved.
 
     Every entry is built and warmed up first; then each round times ``steps / rounds`` steps of every
@@ -189,6 +190,8 @@ def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple
     hits all entries of a round alike, and the per-round ratios stay fair. The step time is the median
     over rounds. ``amp`` (default: on CUDA) trains under bf16 autocast; ``clock`` is ``"cpu"`` (process
     CPU time; the default on a CPU) or ``"wall"`` (the default on CUDA, where the GPU does the work).
+    An entry that fails to build, compile or train is left out, with a line in ``failed`` (if given), so
+    one peer's problem does not cost the whole run.
     """
     cuda = device.type == "cuda"
     amp = cuda if amp is None else amp
@@ -196,7 +199,14 @@ def measure_group(group: list[Entry], gc: GPTConfig, vc: ViTConfig, batch: tuple
     runs = []
     for e in group:
         print(f"preparing {e.name} [{e.mode}] ...", flush=True)
-        runs.append(_prepare(e, gc, vc, batch, device, warmup, amp))
+        try:
+            runs.append(_prepare(e, gc, vc, batch, device, warmup, amp))
+        except Exception as err:  # a peer's library version, a compile failure, out of memory
+            msg = f"{e.name} [{e.mode}] not measured: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            print(msg, flush=True)
+            (failed if failed is not None else []).append(msg)
+            if cuda:
+                torch.cuda.empty_cache()
     per_round = max(1, math.ceil(steps / rounds))
     for r in range(rounds):
         for i in range(len(runs)):
@@ -289,16 +299,19 @@ def _run(a: argparse.Namespace, device: torch.device, gc: GPTConfig, vc: ViTConf
     groups: dict[tuple[str, str], list[Entry]] = {}  # entries compared with each other run interleaved
     for e in entries(gc, vc, modes, a.models.split(","), not a.no_peers):
         groups.setdefault((e.family, e.mode.split("/")[0]), []).append(e)
-    results = []
+    results: list[Result] = []
+    failed: list[str] = []
     for group in groups.values():
         results += measure_group(group, gc, vc, (bg, bv), device, steps, warmup, rounds, clock=clock,
-                                 peak_flops=a.peak_tflops * 1e12 if a.peak_tflops else None)
+                                 peak_flops=a.peak_tflops * 1e12 if a.peak_tflops else None, failed=failed)
     load = (load_before, os.getloadavg()[0], os.cpu_count() or 1)
     print()
     print(f"sizes: GPT {gc.n_layers}L/{gc.n_heads}H/{gc.d_model}d ctx {gc.block_size} batch {bg}; "
           f"ViT {vc.n_layers}L/{vc.n_heads}H/{vc.d_model}d {vc.image_size}px/{vc.patch_size} batch {bv}; "
           f"{steps} measured steps in {rounds} interleaved rounds after {warmup} warm-up")
     print(report(results, device, load))
+    for msg in failed:
+        print(msg)
     if a.json:
         write_json(a.json, results, device, load, dict(gpt=asdict(gc), vit=asdict(vc), gpt_batch=bg, vit_batch=bv,
                                                        steps=steps, warmup=warmup, rounds=rounds, clock=clock,

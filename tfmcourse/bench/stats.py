@@ -51,7 +51,7 @@ class Ratio:
         return "tie (within the spread)" if self.tie else above if self.value > 1 else below
 
     def __str__(self) -> str:
-        return f"{self.value:5.2f}x [{self.lo:.2f}-{self.hi:.2f}]"
+        return f"{self.value:5.2f}x [{self.lo:.3f}-{self.hi:.3f}]"
 
 
 def paired_ratio(num: list[float], den: list[float], level: float = 0.95) -> Ratio:
