@@ -30,8 +30,8 @@ F32_TOL = {"rtol": 1e-4, "atol": 1e-4}  # float32 angles up to ~50 rad carry ~1e
 
 REQUIREMENTS: list[tuple[str, list[str]]] = [
     ("sinusoidal_encoding(P, d) returns a (P, d) float32 table", ["test_sinusoidal_shape_and_dtype"]),
-    ("PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(p / base^(2i/d)), positions from 0, sines on the even "
-     "columns (interleaved)", ["test_sinusoidal_matches_formula", "test_sinusoidal_position_zero_and_interleaving"]),
+    (("PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(p / base^(2i/d)), positions from 0, sines on the even "
+      "columns (interleaved)"), ["test_sinusoidal_matches_formula", "test_sinusoidal_position_zero_and_interleaving"]),
     ("base= replaces 10000", ["test_sinusoidal_base_argument"]),
     ("an odd d_model raises a ValueError", ["test_sinusoidal_odd_width_is_an_error"]),
     ("TokenEmbedding holds one parameter, weight (vocab_size, d_model)", ["test_token_embedding_parameters"]),

@@ -34,13 +34,12 @@ TOL = {"rtol": 1e-4, "atol": 1e-5}  # float64 inputs: tight for any mistake, loo
 ONE = {"scale": 1.0}  # with d_k = 1, every way of scaling gives these scores
 
 REQUIREMENTS: list[tuple[str, list[str]]] = [
-    ("causal_mask(T) is a (T, T) bool lower triangle, diagonal included (True = may attend); S defaults to T; "
-     "it takes device=",
-     ["test_causal_mask_square"]),
+    (("causal_mask(T) is a (T, T) bool lower triangle, diagonal included (True = may attend); S defaults to T; "
+      "it takes device="), ["test_causal_mask_square"]),
     ("causal_mask(T, S): the queries are the last T of S positions, query i sees keys j <= i + (S - T)",
      ["test_causal_mask_rectangular_is_bottom_right"]),
-    ("padding_mask(lengths) is (B, 1, 1, S) bool, True at real tokens (j < lengths[b]); S defaults to the "
-     "longest length", ["test_padding_mask_shape_and_values"]),
+    (("padding_mask(lengths) is (B, 1, 1, S) bool, True at real tokens (j < lengths[b]); S defaults to the "
+      "longest length"), ["test_padding_mask_shape_and_values"]),
     ("padding_mask: a larger S pads further; a length of 0 gives an all-False row",
      ["test_padding_mask_explicit_length_and_empty_sequence"]),
     ("scores Q K^T times the scale, softmax over the keys, weighted sum of the values",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 def scaled_dot_product_attention(q, k, v, mask=None, *, is_causal=False, dropout_p=0.0, scale=None,
                                  return_weights=False):
-    T, S, d_k = q.size(-2), k.size(-2), q.size(-1)
+    T, d_k = q.size(-2), q.size(-1)
     scale = 1.0 / math.sqrt(d_k) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale
     if is_causal:
