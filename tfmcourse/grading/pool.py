@@ -188,7 +188,7 @@ class GraderProcess:
         # A killed runner leaves the sandbox of its last submission: its worker dies with it (parent-death
         # signal); wait for that, then remove the worker's cgroups and folders.
         workers = [int(t) for f in self.sandboxes.glob("*/worker.pid") if (t := f.read_text().strip()).isdigit()]
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 10.0  # a busy machine can take seconds to reap a killed namespace
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.02)
         for pid in workers:

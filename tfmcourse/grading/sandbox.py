@@ -122,7 +122,7 @@ def remove_cgroups(pid: int) -> None:
     """Remove the cgroup folders of the (dead) worker started as ``pid``; a folder empties as its last
     process is reaped, so try a few times."""
     for folder in cgroup_dirs(pid).values():
-        for _ in range(20):
+        for _ in range(100):  # up to 5 s: on a busy machine the last task can take that long to go
             try:
                 os.rmdir(folder)
                 break
