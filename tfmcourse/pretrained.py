@@ -14,6 +14,7 @@ must be filled, and a checkpoint whose tied matrices (token embedding and LM hea
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -203,7 +204,7 @@ def gpt_state_dict_from_hf(config: Mapping[str, Any], sd: Mapping[str, Tensor]) 
             p = f"layers.{i}."
             out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([take(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
             out[f"blocks.{i}.attn.proj.weight"] = take(p + "self_attn.o_proj.weight")
-            out[f"blocks.{i}.ffn.fc1.weight"] = torch.cat([take(p + "mlp.gate_proj.weight"), take(p + "mlp.up_proj.weight")])
+            out[f"blocks.{i}.ffn.fc1.weight"] = torch.cat([take(p + f"mlp.{n}_proj.weight") for n in ("gate", "up")])
             out[f"blocks.{i}.ffn.fc2.weight"] = take(p + "mlp.down_proj.weight")
             out[f"blocks.{i}.norm1.weight"] = take(p + "input_layernorm.weight")
             out[f"blocks.{i}.norm2.weight"] = take(p + "post_attention_layernorm.weight")
@@ -258,7 +259,7 @@ def vit_config_from_timm(config: Mapping[str, Any] | None, sd: Mapping[str, Tens
     D, C, P, _ = sd["patch_embed.proj.weight"].shape
     cls_token = "cls_token" in sd
     n_pos = sd["pos_embed"].shape[1] - cls_token
-    side = int(round(n_pos ** 0.5))
+    side = math.isqrt(n_pos)
     if side * side != n_pos:
         raise ValueError(f"pos_embed has {n_pos} patch positions, not a square grid (or positions without the "
                          f"class token, which tfmcourse's ViT does not support)")
