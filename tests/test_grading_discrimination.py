@@ -23,9 +23,9 @@ from tfmcourse.grading.impl import LocalImpl
 from tfmcourse.grading.pool import GraderProcess
 from tfmcourse.grading.runner import run_suite
 from tfmcourse.grading.sandbox import REPO_DIR, Limits
-from tfmcourse.grading.testing import (blank_source, chapters_with_suites, diagnose_in_process, grade_in_process,
-                                       mutant_files,
-                                       mutant_source, once_per_run, reference_source, write_notebook)
+from tfmcourse.grading.testing import (MUTANT_TABLE, blank_source, chapters_with_suites, diagnose_in_process,
+                                       grade_in_process, mutant_files, mutant_source, mutant_table, once_per_run,
+                                       reference_source, stats_row, write_notebook)
 
 SUITES = chapters_with_suites()
 MUTANTS = [(ch, p) for ch in SUITES for p in mutant_files(ch)]
@@ -144,3 +144,11 @@ def test_sandbox_grades_a_mutant_like_in_process(sandboxed, chapter):
     assert r["status"] == "graded", _summary(r)
     assert [(t["id"], t["outcome"]) for t in r["tests"]] == [(t["id"], t["outcome"]) for t in alone["tests"]], \
         f"sandbox:\n{_summary(r)}\nin-process:\n{_summary(alone)}"
+
+
+def test_the_guides_table_of_failing_tests_is_current(tmp_path_factory):
+    """book/_generated/mutant_stats.md (shown in the instructor guide) matches a fresh grading of the corpus."""
+    summary = {ch: stats_row([len(r["failed"]) for r in _diagnosed(tmp_path_factory, ch).values()])
+               for ch in SUITES if mutant_files(ch)}
+    assert MUTANT_TABLE.exists() and MUTANT_TABLE.read_text() == mutant_table(summary), \
+        "the table is stale: run .venv/bin/python tools/mutant_stats.py --write"

@@ -12,14 +12,17 @@ import argparse
 import statistics
 import sys
 
-from tfmcourse.grading.testing import chapters_with_suites, mutant_stats
+from tfmcourse.grading.testing import MUTANT_TABLE as TABLE
+from tfmcourse.grading.testing import chapters_with_suites, mutant_stats, mutant_table, stats_row
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("chapters", nargs="*")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--write", action="store_true", help=f"also write the per-chapter table to {TABLE}")
     a = p.parse_args(argv)
+    summary = {}
     for ch in a.chapters or chapters_with_suites():
         rows = mutant_stats(ch)
         counts = [len(r["failed"]) for r in rows]
@@ -31,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         if counts:
             print(f"{ch}: {len(rows)} mutants, failing tests per mutant: median {statistics.median(counts):g}, "
                   f"max {max(counts)}")
+            summary[ch] = stats_row(counts)
+    if a.write:
+        TABLE.parent.mkdir(exist_ok=True)
+        TABLE.write_text(mutant_table(summary))
+        print(f"wrote {TABLE}")
     return 0
 
 

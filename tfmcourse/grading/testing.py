@@ -176,3 +176,19 @@ def nbgrader_submission(release: dict, source: str) -> dict:
         else:
             cell["source"] = "pass"
     return nb
+
+
+MUTANT_TABLE = REPO_DIR / "book" / "_generated" / "mutant_stats.md"
+
+
+def stats_row(counts: list[int]) -> dict:
+    """Failing tests per single-mistake mutant of one chapter: how many mutants, the median and maximum."""
+    import statistics
+    return {"mutants": len(counts), "median": statistics.median(counts), "max": max(counts)}
+
+
+def mutant_table(summary: dict[str, dict]) -> str:
+    """The instructor guide's table of :func:`stats_row` per chapter (``tools/mutant_stats.py --write``)."""
+    lines = ["| chapter | mutants | failing tests per mutant: median | max |", "| --- | --- | --- | --- |"]
+    lines += [f"| {ch} | {r['mutants']} | {r['median']:g} | {r['max']} |" for ch, r in sorted(summary.items())]
+    return "\n".join(lines) + "\n"
