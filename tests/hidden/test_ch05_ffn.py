@@ -391,21 +391,26 @@ def hidden_probe(impl, name: str) -> tuple[dict, torch.Tensor]:
     """Weights (d_model 8, d_ff 8, biases zero) and input (the same hidden activations for every token) under which
     hidden unit j adds exactly 2^j to every output channel: in training the output times (1 - p) is then the sum of
     2^j over the units dropout kept, the same in every channel."""
-    s = own_state(impl, name, (8, 8), {}, seed=0, zero=True)
+    kw = PROBE_KW[name]
+    s = own_state(impl, name, (8, 8), kw, seed=0, zero=True)
     x = randn(8, 16, 8, seed=43)
     x[..., 0] = 1.0
     s["fc1.weight"][:, 0] = 1.0 + torch.arange(s["fc1.weight"].shape[0], dtype=F64) % 8  # positive pre-activations
-    return calibrated_fc2(impl, name, (8, 8), {}, s, x[:1, :1], "fc2.weight", lambda o: o[0, 0, 0]), x
+    return calibrated_fc2(impl, name, (8, 8), kw, s, x[:1, :1], "fc2.weight", lambda o: o[0, 0, 0]), x
+
+
+# GELU, not ReLU: relu(dropout(h)) = dropout(relu(h)), so only a curved activation shows dropout placed before it
+PROBE_KW = {FFN: {"activation": "gelu"}, SWIGLU: {}}
 
 
 @pytest.mark.points(1)
 @BOTH
 def test_dropout_on_hidden_units(impl, name):
-    """In training, dropout=0.25 zeroes hidden units (one draw per token and unit, shared by all output channels),
-    rescales the kept ones by 1/(1-p) and keeps about 75% of them; dropout=1.0 drops them all."""
+    """In training, dropout=0.25 zeroes hidden activations (after the activation; one draw per token and unit,
+    shared by all output channels), rescales the kept ones by 1/(1-p) and keeps about 75%; dropout=1.0 drops all."""
     s, x = hidden_probe(impl, name)
-    what = f"{name}(dropout=0.25) in training mode"
-    y = expect_tensor(run(impl, name, (8, 8), {"dropout": 0.25}, s, x, train=True).output, what, shape=(8, 16, 8))
+    kw, what = PROBE_KW[name], f"{name}(dropout=0.25) in training mode"
+    y = expect_tensor(run(impl, name, (8, 8), kw | {"dropout": 0.25}, s, x, train=True).output, what, shape=(8, 16, 8))
     z = y * 0.75
     if torch.allclose(z, torch.full_like(z, 255 * 0.75)):
         raise AssertionError(f"{what}: no hidden unit was dropped")
@@ -413,7 +418,7 @@ def test_dropout_on_hidden_units(impl, name):
         raise AssertionError(f"{what}: output channels were dropped separately; dropout acts on the hidden "
                              f"activations (before fc2), not on the output")
     check_kept(z[..., 0], 8, 0.25, what, "hidden units")
-    y = run(impl, name, (8, 8), {"dropout": 1.0}, s, x, train=True).output
+    y = run(impl, name, (8, 8), kw | {"dropout": 1.0}, s, x, train=True).output
     close(y, torch.zeros(8, 16, 8, dtype=F64), f"{name}(dropout=1.0) in training mode (every hidden unit dropped)")
 
 
