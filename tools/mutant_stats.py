@@ -28,13 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         counts = [len(r["failed"]) for r in rows]
         for r in rows:
             flag = "  FULL MARKS" if r["score"] >= r["max_score"] else ""
+            flag += "" if r["diagnosed"] else "  (misdiagnosed)"
             print(f"{ch} {r['mutant']:<36} {r['score']:>5g}/{r['max_score']:<4g} fails {len(r['failed']):>2}{flag}")
             if a.verbose:
                 print("      " + "\n      ".join(r["failed"]))
         if counts:
             print(f"{ch}: {len(rows)} mutants, failing tests per mutant: median {statistics.median(counts):g}, "
                   f"max {max(counts)}")
-            summary[ch] = stats_row(counts)
+            summary[ch] = stats_row(counts, [r["diagnosed"] for r in rows])
     if a.write:
         TABLE.parent.mkdir(exist_ok=True)
         TABLE.write_text(mutant_table(summary))

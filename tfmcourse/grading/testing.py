@@ -136,14 +136,22 @@ def grade_in_process(chapter: str, source: str, module_name: str = "submission")
     return result
 
 
+def names_mutant(diagnosis: list[dict], mutant: str) -> bool:
+    """Whether a diagnosis names ``mutant`` among its best matches (mistakes that behave alike tie)."""
+    best = [(d["exact"], d["explains"]) for d in diagnosis[:1]]
+    return mutant in [d["mutant"] for d in diagnosis if [(d["exact"], d["explains"])] == best]
+
+
 def mutant_stats(chapter: str) -> list[dict]:
-    """Per mutant of ``chapter``: its description, score and the ids of the tests it fails."""
+    """Per mutant of ``chapter``: its description, score, the ids of the tests it fails and whether the
+    known-mistake diagnosis names it."""
     rows = []
     for path in mutant_files(chapter):
-        r = grade_in_process(chapter, mutant_source(path), module_name=f"mutant_{chapter}_{path.stem}")
+        r = diagnose_in_process(chapter, mutant_source(path), module_name=f"mutant_{chapter}_{path.stem}")
         doc = path.read_text().splitlines()[0].strip('"')
         rows.append({"mutant": path.stem, "doc": doc, "score": r["score"], "max_score": r["max_score"],
-                     "failed": [t["id"] for t in r["tests"] if t["outcome"] != "passed"]})
+                     "failed": [t["id"] for t in r["tests"] if t["outcome"] != "passed"],
+                     "diagnosed": names_mutant(r.get("diagnosis", []), path.stem)})
     return rows
 
 
@@ -181,14 +189,18 @@ def nbgrader_submission(release: dict, source: str) -> dict:
 MUTANT_TABLE = REPO_DIR / "book" / "_generated" / "mutant_stats.md"
 
 
-def stats_row(counts: list[int]) -> dict:
-    """Failing tests per single-mistake mutant of one chapter: how many mutants, the median and maximum."""
+def stats_row(counts: list[int], diagnosed: list[bool]) -> dict:
+    """One chapter's corpus: how many mutants, failing tests per mutant (median, maximum), and how many of
+    them the diagnosis names."""
     import statistics
-    return {"mutants": len(counts), "median": statistics.median(counts), "max": max(counts)}
+    return {"mutants": len(counts), "median": statistics.median(counts), "max": max(counts),
+            "diagnosed": sum(diagnosed)}
 
 
 def mutant_table(summary: dict[str, dict]) -> str:
     """The instructor guide's table of :func:`stats_row` per chapter (``tools/mutant_stats.py --write``)."""
-    lines = ["| chapter | mutants | failing tests per mutant: median | max |", "| --- | --- | --- | --- |"]
-    lines += [f"| {ch} | {r['mutants']} | {r['median']:g} | {r['max']} |" for ch, r in sorted(summary.items())]
+    lines = ["| chapter | mutants | failing tests per mutant: median | max | diagnosis names the mistake |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {ch} | {r['mutants']} | {r['median']:g} | {r['max']} | {r['diagnosed']} of {r['mutants']} "
+              f"({100 * r['diagnosed'] / r['mutants']:.0f} %) |" for ch, r in sorted(summary.items())]
     return "\n".join(lines) + "\n"
