@@ -31,7 +31,7 @@ from torch import nn
 from tfmcourse.blocks import DecoderBlock as RefDecoderBlock
 from tfmcourse.blocks import EncoderBlock as RefEncoderBlock
 from tfmcourse.grading.checks import assert_close, assert_finite, expect_tensor
-from tfmcourse.grading.fixtures import GroupsZoo, ProbeClassifier, ProbeLM, ProbeSeq2Seq, TiedLM
+from tfmcourse.grading.fixtures import FIXTURES, GroupsZoo, ProbeClassifier, ProbeLM, ProbeSeq2Seq, TiedLM
 from tfmcourse.grading.impl import Ref, attr, call, fcall, get, obj_spec
 from tfmcourse.grading.wire import StudentError
 from tfmcourse.optim import param_groups as ref_param_groups
@@ -697,8 +697,7 @@ def expected_steps(kind: str, steps: list[list[tuple]], lrs: list[float], *, fir
     ``{loss, n_targets, grad_norm, lr}`` (loss and norm before that step's update)."""
     model = PROBES[kind](seed=seed)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    opt = (torch.optim.SGD(model.parameters(), lr=0.0) if optimizer == "sgd"
-           else torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.1))
+    opt = FIXTURES[optimizer](model, lr=0.0, **({"weight_decay": 0.1} if optimizer == "adamw" else {}))
     records = []
     for i, micro in enumerate(steps):
         n = n_counted(micro)
@@ -786,7 +785,8 @@ def test_train_step_one_update(impl):
 
 @pytest.mark.points(2)
 def test_train_step_uses_the_schedule_at_this_step(impl):
-    """The update uses lr_schedule(step) for the step it is given (here step=3 of a table), set before the update."""
+    """The update uses lr_schedule(step) for the step it is given (here step=3 of a table), set on every parameter
+    group (here two) before the update."""
     steps = [[lm_batch(2, 4, seed=210)]]
     out = run_steps(impl, "lm", steps, LRS, first_step=3)
     before, want, _ = expected_steps("lm", steps, LRS, first_step=3)

@@ -12,7 +12,7 @@ own answers, which then disagree with the grader's.
 ``probe_lm``        :class:`ProbeLM`: ``(idx) -> (logits (B, T, V), loss)``, records each forward
 ``probe_seq2seq``   :class:`ProbeSeq2Seq`: ``(src, tgt_in) -> (logits (B, T, V), loss)``, records
 ``probe_classifier``:class:`ProbeClassifier`: ``(x (B, F)) -> (logits (B, C), loss)``, records
-``sgd``, ``adamw``  ``torch.optim.SGD`` / ``AdamW`` over a fixture model's parameters
+``sgd``, ``adamw``  ``torch.optim.SGD`` / ``AdamW`` over a model's parameters (two groups: matrices, rest)
 ``grad_scaler``     ``torch.amp.GradScaler("cpu", ...)``
 ``lr_table``        :class:`LrTable`: a learning-rate schedule that is a table, and records its calls
 ``one_pass``        an iterator over a list (one pass, no ``len()``), like the Trainer's batch generator
@@ -159,12 +159,19 @@ class LrTable:
         return self.values[step]
 
 
+def _two_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Matrices (decayed) and the rest: two parameter groups, so a learning rate set on one group only shows."""
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def _sgd(model: nn.Module, lr: float = 0.0, momentum: float = 0.0) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return torch.optim.SGD(_two_groups(model, 0.0), lr=lr, momentum=momentum)
 
 
 def _adamw(model: nn.Module, lr: float = 0.0, weight_decay: float = 0.0) -> torch.optim.AdamW:
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(_two_groups(model, weight_decay), lr=lr)
 
 
 def _grad_scaler(init_scale: float = 2.0**16, enabled: bool = True, growth_interval: int = 2000
