@@ -112,9 +112,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     lr = lr_schedule(step)
     set_lr(optimizer, lr)
-    scaler.step(optimizer)
+    scaler.step(optimizer)  # skips the update if a gradient overflowed (inf/NaN); then update() lowers the scale
     scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)  # after the update: the micro-batches' gradients had to add up
     return {"loss": torch.stack(losses).sum(), "n_targets": n_targets, "grad_norm": grad_norm, "lr": lr}
     # END SOLUTION
 
