@@ -15,6 +15,10 @@ the implementation: the suite computes them itself with the reference ``tfmcours
    state_dict=None, calls=None, backward=None, ...)``     the reference's ``state_dict`` (names must match),
                                                           run ``calls`` -> ``ModuleResult`` (``outputs``,
                                                           ``input_grads``, ``param_grads``, ``state_dict``)
+``impl.run_module(FN, (Ref("model"), ...),                call the function FN with objects built in the
+   objects={...}, calls=[fcall(FN, ...), get(), ...])``   implementation (fixtures such as a model and its
+                                                          optimizer), again with ``fcall``; ``get()`` gives
+                                                          the first call's value (e.g. a training step)
 ``impl.forward(name, init_kwargs, state_dict, *args)``    shorthand: one forward call -> its output
 ``impl.param_shapes(name, init_args, init_kwargs)``       ``{param name: shape}``
 ``impl.state_dict_keys(name, init_args, init_kwargs)``    sorted state-dict keys
