@@ -220,3 +220,13 @@ def test_overview_reads_names_and_depths_from_the_models():
     labels = [t.get_text() for t in _texts(D.plot_transformer_overview(Transformer(cfg), gpt))]
     assert {"encoder: 3 ×", "decoder: 1 ×", "blocks: 4 ×", "lm_head", "tok_emb"} <= set(labels)  # RoPE: no pos_emb
     assert labels.count("masked self-attn") == 2 and labels.count("cross-attn") == 1
+
+
+def test_a_renamed_layer_fails_loudly_instead_of_leaving_a_stale_label():
+    labels = [t.get_text() for t in _texts(D.plot_multihead(MultiHeadAttention(8, 2)))]
+    assert {"qkv", "proj"} <= set(labels)  # read from the module's own linear layers
+    gpt = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=1, n_heads=2, d_model=16))
+    gpt.head = gpt.lm_head  # as if lm_head had been renamed to head
+    del gpt.lm_head
+    with pytest.raises(AttributeError, match="lm_head"):
+        D.plot_transformer_overview(_tiny_seq2seq(), gpt)

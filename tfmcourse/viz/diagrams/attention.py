@@ -160,10 +160,12 @@ def plot_token_mixing(attn: nn.Module, ffn: nn.Module, x: Tensor, labels: Sequen
 def plot_multihead(mha: MultiHeadAttention, T: int = 3):
     """Split and merge of heads in ``mha``: ``x`` → ``qkv`` → one attention per head → concat → ``proj``.
 
-    The number of heads, their size and the layer names are read from ``mha``; each matrix is drawn
-    with one coloured band per head.
+    The number of heads, their size and the names of the two projections are read from ``mha``; each
+    matrix is drawn with one coloured band per head.
     """
     C, nh, hs = mha.d_model, mha.n_heads, mha.head_dim
+    linear = [n for n, m in mha.named_children() if isinstance(m, nn.Linear)]
+    into, out = linear[0], linear[-1]  # the fused input projection and the output projection (qkv, proj)
     W, cell = 0.75, 0.12  # width of a (T, C) matrix, height of a row
     heads = [_HEADS[h % len(_HEADS)] for h in range(nh)]
     fig, ax = _canvas(6.6, 2.9)
@@ -179,7 +181,7 @@ def plot_multihead(mha: MultiHeadAttention, T: int = 3):
 
     x = 0.1
     matrix(x, ["#bfbfbf"], "x\n(T, C)")
-    step(x + W, x + W + 0.5, "qkv")
+    step(x + W, x + W + 0.5, into)
     x += W + 0.5
     for r, name in enumerate("qkv"):  # one matmul: every head's q, k and v side by side
         top = ym + gap + T * cell / 2 - r * gap
@@ -203,7 +205,7 @@ def plot_multihead(mha: MultiHeadAttention, T: int = 3):
     step(x + box_w, x + box_w + 0.7, "concat")
     x += box_w + 0.7
     matrix(x, heads, "(T, C)")
-    step(x + W, x + W + 0.5, "proj")
+    step(x + W, x + W + 0.5, out)
     x += W + 0.5
     matrix(x, ["#bfbfbf"], "out\n(T, C)")
     return fig

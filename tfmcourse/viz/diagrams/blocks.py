@@ -13,7 +13,7 @@ from torch import nn
 from ...ffn import FeedForward, SwiGLU
 from ...multihead import MultiHeadAttention
 from ...norm import LayerNorm, RMSNorm
-from .draw import COLOURS, FONT, INK, MIN_FONT, _arrow, _box, _canvas, _fit_height, _line, _plus
+from .draw import COLOURS, FONT, INK, MIN_FONT, _arrow, _box, _canvas, _fit_height, _line, _names, _plus
 
 __all__ = ["Step", "block_steps", "plot_block", "plot_blocks", "plot_transformer_overview"]
 
@@ -204,6 +204,8 @@ def plot_transformer_overview(seq2seq: nn.Module, gpt: nn.Module):
 
     Module names, layer counts and each block's sub-layers (traced) are read from the two models.
     """
+    src, tgt, pos, head = _names(seq2seq, "src_embed", "tgt_embed", "pos", "head")
+    tok, final, lm_head = _names(gpt, "tok_emb", "norm", "lm_head")
     enc_layers, dec_layers, blocks = seq2seq.encoder.layers, seq2seq.decoder.layers, gpt.blocks
     fig, ax = _canvas(6.6, 6.0)
     w, xe, xd, xg = 1.6, 0.9, 3.1, 5.6
@@ -211,15 +213,15 @@ def plot_transformer_overview(seq2seq: nn.Module, gpt: nn.Module):
     def final_norm(stack: nn.Module, name: str) -> list[tuple[str, str]]:
         return [] if isinstance(stack.norm, nn.Identity) else [(f"{name}.norm", "norm")]
 
-    enc = _tower(ax, xe, 0.2, w, [("src_embed + pos", "embed")],
+    enc = _tower(ax, xe, 0.2, w, [(f"{src} + {pos}", "embed")],
                  (f"encoder: {len(enc_layers)} ×", _sublayers(enc_layers[0])), final_norm(seq2seq.encoder, "encoder"),
                  "source ids (B, S)", None)
-    dec = _tower(ax, xd, 0.2, w, [("tgt_embed + pos", "embed")],
+    dec = _tower(ax, xd, 0.2, w, [(f"{tgt} + {pos}", "embed")],
                  (f"decoder: {len(dec_layers)} ×", _sublayers(dec_layers[0])),
-                 final_norm(seq2seq.decoder, "decoder") + [("head", "head")], "target ids, shifted", "logits (B, T, V)")
-    emb = "tok_emb\n+ pos_emb" if gpt.pos_emb is not None else "tok_emb"
+                 final_norm(seq2seq.decoder, "decoder") + [(head, "head")], "target ids, shifted", "logits (B, T, V)")
+    emb = f"{tok}\n+ pos_emb" if getattr(gpt, "pos_emb", None) is not None else tok
     gpt_top = _tower(ax, xg, 0.2, w, [(emb, "embed")], (f"blocks: {len(blocks)} ×", _sublayers(blocks[0], is_causal=True)),
-                     [("norm", "norm"), ("lm_head", "head")], "token ids (B, T)", "logits (B, T, V)")["top"]
+                     [(final, "norm"), (lm_head, "head")], "token ids (B, T)", "logits (B, T, V)")["top"]
     # the encoder's output ("memory") feeds the cross-attention of every decoder block
     mid, y_mem = (xe + xd) / 2, enc["top"] + 0.25
     _line(ax, [xe, xe, mid, mid], [enc["top"], y_mem, y_mem, dec["cross"]])

@@ -52,6 +52,15 @@ def _text_width(text: str, fontsize: float = MIN_FONT, weight: str = "normal") -
                for line in text.split("\n")) / 72
 
 
+def _names(module, *names: str) -> list[str]:
+    """``names``, after checking that ``module`` has each of them: a renamed layer fails loudly here
+    instead of leaving a stale label in a diagram."""
+    missing = [n for n in names if not hasattr(module, n)]
+    if missing:
+        raise AttributeError(f"{type(module).__name__} has no {', '.join(missing)}: update the diagram")
+    return list(names)
+
+
 def _fit_height(fig, ax, top: float, bottom: float = 0.0) -> None:
     """Crop the canvas to ``bottom .. top`` (inches), keeping one data unit = one inch."""
     fig.set_size_inches(fig.get_figwidth(), top - bottom)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from matplotlib.patches import Rectangle
 from torch import Tensor, nn
 
-from .draw import MIN_FONT, _arrow, _box, _canvas, _line
+from .draw import MIN_FONT, _arrow, _box, _canvas, _line, _names
 
 __all__ = ["plot_vit_pipeline"]
 
@@ -48,9 +48,11 @@ def plot_vit_pipeline(vit: nn.Module, image: Tensor):
     ax.text(x0 + N * tile / 2, y_top - s0 / 2 - tile / 2 - 0.1,
             f"{N} patches of {P}×{P}, row by row", ha="center", va="top", fontsize=MIN_FONT)
     # 3. the model, left to right
-    stages = [("patch_embed\n+ [CLS]\n+ pos_embed" if cls else "patch_embed\n+ pos_embed", "embed"),
-              (f"blocks: {len(vit.blocks)} ×\nencoder block", "stack"), ("norm", "norm"), ("pool: [CLS]" if cls else "pool: mean", "attention" if cls else "ffn"),
-              (f"head → {c.n_classes}", "head")]
+    embed, pos, blocks, norm, head = _names(vit, "patch_embed", "pos_embed", "blocks", "norm", "head")
+    stages = [(f"{embed}\n+ [CLS]\n+ {pos}" if cls else f"{embed}\n+ {pos}", "embed"),
+              (f"{blocks}: {len(vit.blocks)} ×\nencoder block", "stack"), (norm, "norm"),
+              ("pool: [CLS]" if cls else "pool: mean", "attention" if cls else "ffn"),
+              (f"{head} → {c.n_classes}", "head")]
     widths = [1.35, 1.45, 0.75, 1.2, 1.05]
     gap = (6.5 - sum(widths)) / (len(stages) - 1)
     x, yb = 0.05, 0.55
