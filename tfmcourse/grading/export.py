@@ -13,8 +13,9 @@ result files that tfmcourse grade wrote (its --results folder, results_chNN/ by 
   csv     the course's own gradebook CSV (as tfmcourse grade writes it).
 
 Ids are never invented: a student whose notebook did not come from that system's download gets an
-empty id cell and a warning (fill it in before importing). A grader error gets an empty grade (the LMS
-keeps what it had), never a zero. Every cell is guarded against spreadsheet formula injection.
+empty id cell and a warning (fill it in before importing). A grader error is never exported as a zero:
+it is left out of the Canvas file and has an empty grade in the Moodle worksheet (which Moodle skips),
+so the LMS keeps what it had. Every cell is guarded against spreadsheet formula injection.
 """
 from __future__ import annotations
 
@@ -125,6 +126,8 @@ def canvas_rows(results: list[dict], assignment: str, points: float | None = Non
     rows = [[*CANVAS_IDENTITY, assignment], ["Points Possible", "", "", "", "", f"{maximum:g}"]]
     no_id = []
     for r in results:
+        if r["status"] == "error":
+            continue  # left out: a blank cell would clear a grade Canvas already has
         canvas_id = r.get("lms_id", "") if lms_system(r) == "canvas" else ""
         if not canvas_id:
             no_id.append(r["student"])
@@ -197,8 +200,9 @@ def write_export(results: list[dict], fmt: str, out: Path, *, assignment: str, p
     warnings: list[str] = []
     errors = [r["student"] for r in results if r["status"] == "error"]
     if errors and fmt != "csv":
-        warnings.append(f"{len(errors)} grader error(s) left without a grade ({_names(errors)}): rerun tfmcourse "
-                        f"grade, then export again")
+        how = "left out of the file" if fmt == "canvas" else "left with an empty grade, which Moodle skips"
+        warnings.append(f"{len(errors)} grader error(s) {how} ({_names(errors)}): rerun tfmcourse grade, then export "
+                        f"again")
     if fmt == "csv":
         write_gradebook(out, results)
         return warnings
