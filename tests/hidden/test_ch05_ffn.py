@@ -784,12 +784,12 @@ def test_block_ffn_dropout(impl):
     state = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=410, d_ff=8).items()}
     state["norm1.weight"][:], state["norm2.weight"][:] = 1.0, 1.0
     state["ffn.fc1.weight"][:, 0] = (1.0 + torch.arange(8, dtype=F64)) / layernorm_scale()  # positive pre-activations
-    x = unit_pairs(torch.zeros(8, 8, dtype=torch.long))  # every token e_0 - e_8
+    x = unit_pairs(torch.zeros(16, 8, dtype=torch.long))  # every token e_0 - e_8 (1024 hidden-unit draws)
     # hidden unit j adds 2^j to every output channel (calibrated on the block's own FFN in eval mode)
     state = calibrated_fc2(impl, BLOCK, (D, H, 8), {}, state, x[:1, :1], "ffn.fc2.weight",
                            lambda o: o[0, 0, 1] - x[0, 0, 1])
     y = outputs(impl, BLOCK, (D, H, 8), kw, state, [call("forward", x)], train=True)[0]
-    y = expect_tensor(y, "output", shape=(8, 8, D))
+    y = expect_tensor(y, "output", shape=(16, 8, D))
     decode_sublayer_dropout(y - x, 0.25, 1.0, "EncoderBlock(dropout=0.25) in training mode", "FFN",
                             "FFN's hidden units")
 
