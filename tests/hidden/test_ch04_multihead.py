@@ -281,8 +281,7 @@ def test_attention_head_cross_attention_masks(impl):
 
 @pytest.mark.points(1)
 def test_loop_parameters(impl):
-    """MultiHeadAttentionLoop has n_heads separate AttentionHeads of width d_model/n_heads in ``heads`` and a
-    ``proj``; bias=False reaches every head's q, k, v and proj."""
+    """The loop holds n_heads separate AttentionHeads of width d_model/n_heads and a proj; bias=False reaches all."""
     want = {k: tuple(v.shape) for k, v in loop_state(mha_state(0)).items()}
     assert impl.param_shapes(LOOP, (D, H)) == want, \
         "MultiHeadAttentionLoop parameters: expected heads.{i}.q/k/v (head_dim x d_model) for i < n_heads, each " \
@@ -328,8 +327,9 @@ def test_loop_equals_batched_with_mapped_weights(impl):
 
 @pytest.mark.points(1)
 def test_bad_head_count_raises(impl):
-    """n_heads must be a positive divisor of d_model: (10, 3), (10, 4) and (16, 0) raise ValueError in both
-    classes, (12, 3) is accepted."""
+    """n_heads must be a positive divisor of d_model: ValueError otherwise, in both classes.
+
+    (10, 3), (10, 4) and (16, 0) are rejected; (12, 3) is accepted."""
     for name in (MHA, LOOP):
         for bad in ((10, 3), (10, 4), (16, 0)):
             expect_error(impl, name, bad, f"{name}{bad}")
@@ -361,8 +361,9 @@ def test_mha_self_attention_matches_torch(impl):
 
 @pytest.mark.points(2)
 def test_mha_heads_are_independent(impl):
-    """Heads are independent: with proj = identity, head i fills output columns i*hs:(i+1)*hs from rows
-    i*hs:(i+1)*hs of W_Q, W_K, W_V only, so changing the other heads' rows leaves head 1's columns unchanged."""
+    """Heads stay apart: head i's output columns depend only on head i's rows of W_Q, W_K, W_V.
+
+    With proj = identity, changing the rows of heads 0, 2, 3 leaves head 1's columns i*hs:(i+1)*hs unchanged."""
     state = identity_proj(mha_state(120))
     rows = torch.ones(3 * D, dtype=torch.bool)
     for j in range(3):
@@ -395,8 +396,9 @@ def test_mha_causal(impl):
 
 @pytest.mark.points(2)
 def test_mha_key_padding(impl):
-    """A (B, 1, 1, S) padding mask (True = may attend) hides the padded keys: the real tokens of sequence b get
-    the output of x[b, :length_b] without a mask."""
+    """A (B, 1, 1, S) padding mask (True = may attend) hides the padded keys.
+
+    The real tokens of sequence b get the output of x[b, :length_b] without a mask."""
     state, x, lengths = mha_state(72), rand(3, 6, D, seed=73), [6, 4, 2]
     outs = run(impl, MHA, (D, H), state, [call("forward", x, mask=as_padding(lengths_mask(lengths, 6))),
                                           call("forward", x), call("forward", first_token_changed(x)),
@@ -411,8 +413,9 @@ def test_mha_key_padding(impl):
 
 @pytest.mark.points(1)
 def test_mha_mask_layouts(impl):
-    """Masks broadcast against (B, n_heads, T, S): a (T, S) mask, the same as (B, 1, T, S) and (B, n_heads, T, S),
-    and a per-head (1, n_heads, T, S) mask whose head i is applied to head i."""
+    """Masks broadcast against (B, n_heads, T, S): (T, S), (B, 1, T, S) and per-head masks work.
+
+    The same (T, S) mask in every layout gives the same output; a (1, n_heads, T, S) mask applies mask[:, i] to head i."""
     state, x = identity_proj(mha_state(74)), rand(2, 5, D, seed=75)
     g = torch.Generator().manual_seed(76)
     per_head = (torch.rand(1, H, 5, 5, generator=g) < 0.5) | torch.eye(5, dtype=torch.bool)
@@ -435,8 +438,9 @@ def test_mha_mask_layouts(impl):
 
 @pytest.mark.points(1)
 def test_mha_causal_with_padding(impl):
-    """mask and is_causal together: with padding in front (left padding), real token t of sequence b gets the output
-    of its real tokens up to t, x[b, start_b:t+1], without a mask."""
+    """A padding mask and is_causal=True apply together.
+
+    With left padding, real token t of sequence b gets the output of x[b, start_b:t+1] without a mask."""
     state, x, starts = mha_state(77), rand(2, 5, D, seed=78), [0, 2]
     keep = torch.arange(5)[None, :] >= torch.tensor(starts)[:, None]  # (B, S): the padding comes first
     spans = [(b, a, t) for b, a in enumerate(starts) for t in range(a, 5)]
@@ -465,9 +469,10 @@ def check_weights(w, y, state: dict, x: torch.Tensor, keep: torch.Tensor, what: 
 
 @pytest.mark.points(2)
 def test_mha_returns_per_head_weights(impl):
-    """need_weights=True returns (output, weights) with every head's weights (B, n_heads, T, S): rows sum to 1, 0 on
-    masked keys, and weights @ values gives the heads' outputs (proj = identity here); need_weights=False returns
-    the output alone."""
+    """need_weights=True returns (output, weights) with every head's weights, (B, n_heads, T, S).
+
+    Rows sum to 1, masked keys get 0, and weights @ values gives the heads' outputs (proj = identity here);
+    need_weights=False returns the output alone."""
     state, x, keep = identity_proj(mha_state(80)), rand(2, 5, D, seed=81), lengths_mask([5, 3], 5)
     kw = {"mask": as_padding(keep)}
     res, alone = run(impl, MHA, (D, H), state, [call("forward", x, need_weights=True, **kw),
@@ -480,8 +485,7 @@ def test_mha_returns_per_head_weights(impl):
 
 @pytest.mark.points(1)
 def test_mha_keep_weights(impl):
-    """After ``keep_weights = True``, a forward call (default arguments) stores the weights it used,
-    (B, n_heads, T, S), in ``last_weights``."""
+    """After keep_weights = True, forward stores the weights it used, (B, n_heads, T, S), in last_weights."""
     state, x, keep = identity_proj(mha_state(82)), rand(2, 5, D, seed=83), lengths_mask([5, 2], 5)
     outs = run(impl, MHA, (D, H), state, [call("__setattr__", "keep_weights", True),
                                           call("forward", x, mask=as_padding(keep)), attr("last_weights")])
@@ -507,8 +511,9 @@ def test_mha_cross_attention(impl):
 
 @pytest.mark.points(1)
 def test_mha_fused_and_manual_paths_agree(impl):
-    """fused=True (PyTorch's kernel) and fused=False (the written-out path) give the same outputs, without a mask
-    and causal with padding."""
+    """fused=True (PyTorch's kernel) and fused=False (the written-out path) give the same outputs.
+
+    Without a mask, and causal with a padding mask."""
     state, x = mha_state(100), rand(2, 5, D, seed=101)
     calls = [call("forward", x), call("forward", x, mask=as_padding(lengths_mask([5, 3], 5)), is_causal=True),
              call("forward", first_token_changed(x))]
@@ -537,8 +542,9 @@ def test_mha_without_bias(impl):
 
 @pytest.mark.points(1)
 def test_mha_dropout_off_in_eval_and_at_zero(impl):
-    """No dropout in eval mode (dropout=0.5 gives the dropout=0.0 output, on both paths), nor with dropout=0.0 in
-    training mode."""
+    """No dropout in eval mode (on both paths), nor with dropout=0.0 in training mode.
+
+    dropout=0.5 in eval mode and dropout=0.0 in training mode both give the dropout=0.0 eval output."""
     state, x = mha_state(200), rand(2, 5, D, seed=201)
     kw = {"mask": as_padding(lengths_mask([5, 3], 5)), "is_causal": True}
     calls = [call("forward", x, **kw), call("forward", x, need_weights=True, **kw), call("forward", first_token_changed(x))]
@@ -584,8 +590,9 @@ def check_weight_dropout(y: torch.Tensor, p: float, what: str) -> None:
 
 @pytest.mark.points(2)
 def test_mha_dropout_on_attention_weights(impl):
-    """In training, dropout=0.25 zeroes attention weights (one draw per head, query and key), rescales the kept
-    ones by 1/(1-p) and keeps about 75% of them, on the fused and the written-out path."""
+    """dropout drops attention weights (not the output), rescales kept ones by 1/(1-p), on both paths.
+
+    dropout=0.25 in training: one draw per head, query and key; about 75% kept."""
     state, x = dropout_probe(210)
     for fused in (True, False):
         y = run(impl, MHA, (D, H), state, [call("forward", x)], init_kwargs={"dropout": 0.25, "fused": fused},
@@ -596,8 +603,9 @@ def test_mha_dropout_on_attention_weights(impl):
 
 @pytest.mark.points(2)
 def test_mha_gradients(impl):
-    """Gradients reach x and every parameter the output depends on, and equal finite differences of the module's
-    own output (causal + padding)."""
+    """Gradients reach x and every parameter and match finite differences of the module's own output.
+
+    Causal with padding; a parameter the output does not use may have no gradient."""
     state, x, g = mha_state(130), rand(2, 5, D, seed=131), rand(2, 5, D, seed=132)
     kw = {"mask": as_padding(lengths_mask([5, 3], 5)), "is_causal": True}
     res = impl.run_module(MHA, (D, H), {}, state, [call("forward", x, **kw)], backward=g, dtype=F64)
@@ -626,8 +634,9 @@ def test_mha_gradients(impl):
 
 @pytest.mark.points(1)
 def test_mha_dtypes(impl):
-    """float32 and bfloat16 modules on inputs of that dtype return that dtype, equal to the float64 result on the
-    same (rounded) weights and inputs within that dtype's precision."""
+    """float32 and bfloat16 modules on inputs of that dtype return that dtype, close to the float64 result.
+
+    Compared with the float64 output on the same (rounded) weights and inputs, within that dtype's precision."""
     state, x = mha_state(140), rand(2, 5, D, seed=141)
     for dtype, (rtol, atol) in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (5e-2, 5e-2))):
         s, xd = {k: v.to(dtype) for k, v in state.items()}, x.to(dtype)
@@ -644,8 +653,9 @@ def test_mha_dtypes(impl):
 
 @pytest.mark.points(2)
 def test_kv_cache_update_appends_along_time(impl):
-    """KVCache starts empty (k = v = None, len 0); update appends (B, nh, T, hs) keys/values on the time axis and
-    returns them all; len() counts tokens."""
+    """KVCache.update appends keys/values on the time axis and returns them all; len() counts tokens.
+
+    An empty cache has k = v = None and length 0; (B, nh, T, hs) tensors are appended on dim 2."""
     k1, v1 = rand(2, H, 3, HS, seed=150), rand(2, H, 3, HS, seed=151)
     k2, v2 = rand(2, H, 1, HS, seed=152), rand(2, H, 1, HS, seed=153)
     outs = run(impl, CACHE, (), None, [call("__len__"), attr("k"), attr("v"), call("update", k1, v1),
@@ -665,8 +675,9 @@ def test_kv_cache_update_appends_along_time(impl):
 
 @pytest.mark.points(2)
 def test_kv_cache_one_token_at_a_time(impl):
-    """Feeding tokens one at a time through a KVCache gives token t the output of the same module on x[:, :t+1]
-    at t; the cache then holds all keys and values, (B, n_heads, T, head_dim)."""
+    """Tokens fed one at a time through a KVCache get the module's output for their prefix.
+
+    Token t's output equals the output for x[:, :t+1] at t; the cache then holds (B, n_heads, T, head_dim)."""
     state, x = mha_state(160), rand(2, 6, D, seed=161)
     steps = [call("forward", x[:, t:t + 1], is_causal=True, cache=Ref("cache")) for t in range(6)]
     outs = run(impl, MHA, (D, H), state, [*steps, call("__len__", target="cache"), attr("k", target="cache"),
@@ -687,8 +698,9 @@ def test_kv_cache_one_token_at_a_time(impl):
 
 @pytest.mark.points(1)
 def test_kv_cache_chunks_with_causal(impl):
-    """A prompt of 4, one token, then a chunk of 2 through a KVCache with is_causal=True equal the module's causal
-    output over all 7 tokens at once (bottom-right aligned causal mask when the cache holds past tokens)."""
+    """A prompt, one token and a chunk through a KVCache with is_causal equal the causal output at once.
+
+    Prompt of 4, then 1, then 2 tokens: with past tokens cached the causal mask is aligned bottom-right."""
     state, x = mha_state(162), rand(2, 7, D, seed=163)
     spans = [(0, 4), (4, 5), (5, 7)]
     outs = run(impl, MHA, (D, H), state, [*[call("forward", x[:, a:b], is_causal=True, cache=Ref("cache"))
@@ -741,8 +753,9 @@ def test_rope_rotates_queries_and_keys(impl):
 
 @pytest.mark.points(2)
 def test_kv_cache_with_rope(impl):
-    """With RoPE and a KVCache, each new token is rotated at its true position (offset = tokens cached): token t
-    gets the output of the module with RoPE on x[:, :t+1] at t."""
+    """With RoPE and a KVCache each new token is rotated at its true position (offset = len(cache)).
+
+    Token t fed through the cache gets the output of the module with RoPE on x[:, :t+1] at t."""
     state, x = mha_state(180), rand(2, 6, D, seed=181)
     steps = [call("forward", x[:, t:t + 1], is_causal=True, cache=Ref("cache"), rope=Ref("rope")) for t in range(6)]
     res = _run_rope(impl, MHA, (D, H), {}, state,

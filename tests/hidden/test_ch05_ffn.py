@@ -335,8 +335,9 @@ def test_leading_dims(impl, name):
 @pytest.mark.points(1)
 @BOTH
 def test_dtypes(impl, name):
-    """A float32 or bfloat16 FFN maps that dtype to that dtype, equal to the float64 result on the same (rounded)
-    weights and inputs within that dtype's precision."""
+    """A float32 or bfloat16 FFN returns that dtype, close to the float64 result.
+
+    Compared with the float64 output on the same (rounded) weights and inputs, within that dtype's precision."""
     s, x = own_state(impl, name, (8, 16), {}, seed=36), randn(2, 4, 8, seed=37)
     for dtype, tol in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (3e-2, 3e-2))):
         sd, xd = {k: v.to(dtype) for k, v in s.items()}, x.to(dtype)
@@ -406,8 +407,9 @@ PROBE_KW = {FFN: {"activation": "gelu"}, SWIGLU: {}}
 @pytest.mark.points(1)
 @BOTH
 def test_dropout_on_hidden_units(impl, name):
-    """In training, dropout=0.25 zeroes hidden activations (after the activation; one draw per token and unit,
-    shared by all output channels), rescales the kept ones by 1/(1-p) and keeps about 75%; dropout=1.0 drops all."""
+    """dropout drops hidden activations (after the activation), rescales kept ones by 1/(1-p); p=1 drops all.
+
+    dropout=0.25 in training: one draw per token and unit, shared by all output channels; about 75% kept."""
     s, x = hidden_probe(impl, name)
     kw, what = PROBE_KW[name], f"{name}(dropout=0.25) in training mode"
     y = expect_tensor(run(impl, name, (8, 8), kw | {"dropout": 0.25}, s, x, train=True).output, what, shape=(8, 16, 8))
@@ -493,8 +495,9 @@ def block_input(B: int = 3, seed: int = 50) -> torch.Tensor:
 
 @pytest.mark.points(1)
 def test_block_submodule_names(impl):
-    """EncoderBlock's parameters are named as in the reference (norm1, attn.qkv, attn.proj, norm2, and ffn = your
-    FFN of the kind asked for) for every option, bias=False leaves no bias anywhere, and ``norm_first`` holds the flag."""
+    """The block's parameters are named as in the reference for every option; norm_first holds the flag.
+
+    norm1, attn.qkv, attn.proj, norm2 and ffn (your FFN of the kind asked for); bias=False leaves no bias anywhere."""
     for kw in ({}, {"bias": False}, {"norm": "rmsnorm", "ffn": "swiglu", "bias": False}, {"ffn": "gelu"}):
         ffn_name = SWIGLU if kw.get("ffn") == "swiglu" else FFN  # ffn.*: as the implementation's own FFN has them
         own = impl.state_dict_keys(ffn_name, (D, DFF), {"bias": kw.get("bias", True)})
@@ -511,8 +514,9 @@ def test_block_submodule_names(impl):
 
 @pytest.mark.points(2)
 def test_block_pre_ln(impl):
-    """Pre-LN (the default): x = x + attn(norm1(x)); x = x + ffn(norm2(x)), as the reference block computes it
-    (here with your FFN)."""
+    """Pre-LN (the default): x = x + attn(norm1(x)); x = x + ffn(norm2(x)).
+
+    Compared with the reference block's norms and attention, with your FFN."""
     state, x = block_state(impl, {}, seed=100), block_input(seed=101)
     out = expect_tensor(block_run(impl, {}, state, [call("forward", x)])[0], "EncoderBlock output", shape=(3, T, D),
                         dtype=F64)
@@ -522,8 +526,9 @@ def test_block_pre_ln(impl):
 
 @pytest.mark.points(2)
 def test_block_post_ln(impl):
-    """Post-LN (norm_first=False): x = norm1(x + attn(x)); x = norm2(x + ffn(x)), as the reference block computes it
-    (here with your FFN)."""
+    """Post-LN (norm_first=False): x = norm1(x + attn(x)); x = norm2(x + ffn(x)).
+
+    Compared with the reference block's norms and attention, with your FFN."""
     kw = {"norm_first": False}
     state, x = block_state(impl, kw, seed=110), block_input(seed=111)
     out = expect_tensor(block_run(impl, kw, state, [call("forward", x)])[0], "EncoderBlock output", shape=(3, T, D))
@@ -538,8 +543,9 @@ def with_zero_sublayers(state: dict) -> dict:
 
 @pytest.mark.points(1)
 def test_block_pre_ln_residual_is_identity(impl):
-    """Pre-LN, x + Sublayer(LN(x)): with the attention and FFN output projections zeroed the block is the identity
-    (and with them on, it is not)."""
+    """Pre-LN keeps the residual stream: with both sub-layers' outputs zeroed the block is the identity.
+
+    (And with them on, it is not.)"""
     state = block_state(impl, {}, seed=120)
     x = block_input(2, seed=121) * 5.0
     out = block_run(impl, {}, with_zero_sublayers(state), [call("forward", x)])[0]
@@ -562,8 +568,9 @@ def test_block_post_ln_residual_is_layernorm(impl):
 
 @pytest.mark.points(1)
 def test_block_ffn_kinds(impl):
-    """``ffn="gelu"`` and ``ffn="swiglu"`` build those FFNs (with the block's bias): the block equals the reference
-    block with your FFN of that kind."""
+    """ffn="gelu" and ffn="swiglu" build those FFNs, with the block's bias.
+
+    The block equals the reference block with your FFN of that kind."""
     x = block_input(2, seed=141)
     for i, kw in enumerate(({"ffn": "gelu"}, {"ffn": "swiglu"})):
         state = block_state(impl, kw, seed=140 + 10 * i)
@@ -582,8 +589,9 @@ def test_block_rmsnorm(impl):
 
 @pytest.mark.points(1)
 def test_block_eps_reaches_both_norms(impl):
-    """``eps`` reaches both norms: eps=0.1 (LayerNorm) and an explicit eps=0.0 (RMSNorm), on small inputs where eps
-    matters."""
+    """eps reaches both norms: eps=0.1 (LayerNorm) and an explicit eps=0.0 (RMSNorm).
+
+    On small inputs, where eps matters."""
     x = block_input(2, seed=171) * 0.05
     for i, kw in enumerate(({"eps": 0.1}, {"norm": "rmsnorm", "eps": 0.0})):
         state = block_state(impl, kw, seed=170 + 10 * i)
@@ -608,8 +616,10 @@ def test_block_causal(impl):
 
 @pytest.mark.points(1)
 def test_block_mask(impl):
-    """``mask`` reaches attention, True = may attend: with a (B, 1, 1, S) padding mask the real tokens get the
-    output of the real tokens alone; a (T, S) mask hiding the last keys equals dropping those tokens."""
+    """mask reaches attention, True = may attend: padded or hidden keys act as if absent.
+
+    With a (B, 1, 1, S) padding mask the real tokens get the output of the real tokens alone; a (T, S) mask hiding
+    the last keys equals dropping those tokens."""
     state, x, lengths = block_state(impl, {}, seed=210), block_input(3, seed=211), [T, 4, 2]
     keep = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
     hide_last = torch.ones(T, T, dtype=torch.bool)
@@ -645,8 +655,7 @@ def check_steps(steps: list, prefixes: list, what: str) -> None:
 
 @pytest.mark.points(1)
 def test_block_kv_cache(impl):
-    """``cache`` reaches attention: feeding tokens one at a time through a KVCache gives token t the block's output
-    for x[:, :t+1] at t."""
+    """cache reaches attention: tokens fed one at a time through a KVCache get the output for their prefix."""
     state, x = block_state(impl, {}, seed=220), randn(2, 6, D, seed=221)
     outs = block_run(impl, {}, state, [*cached_steps(x), *prefix_calls(x), call("forward", changed_first(x))],
                      objects={"cache": obj_spec("KVCache")})
@@ -664,8 +673,9 @@ def need_rope(impl) -> None:
 
 @pytest.mark.points(1)
 def test_block_rope(impl):
-    """``rope`` reaches attention: rope=RotaryEmbedding(head_dim, max_len) changes the output, and with a KVCache
-    token t (rotated at position t) gets the block's output with rope for x[:, :t+1] at t."""
+    """rope reaches attention: it changes the output, and with a KVCache tokens are rotated at their positions.
+
+    Token t fed through the cache with rope gets the block's output with rope on x[:, :t+1] at t."""
     state, x = block_state(impl, {}, seed=230), randn(2, 6, D, seed=231)
     need_rope(impl)
     rope = {"rope": Ref("rope")}
@@ -688,8 +698,9 @@ def test_block_rope(impl):
 
 @pytest.mark.points(2)
 def test_block_gradients(impl):
-    """Gradients reach the input and every parameter and equal finite differences of the block's own output
-    (pre-LN, GELU FFN, causal)."""
+    """Gradients reach the input and every parameter and match finite differences of the block's output.
+
+    Pre-LN, GELU FFN, causal."""
     kw = {"ffn": "gelu"}
     state, x, g = block_state(impl, kw, seed=300), block_input(2, seed=301), randn(2, T, D, seed=302)
     check_gradients(impl, BLOCK, (D, H, DFF), kw, state, x, g, anchors=("attn.qkv.weight", "ffn.fc1.weight"),
@@ -698,8 +709,9 @@ def test_block_gradients(impl):
 
 @pytest.mark.points(1)
 def test_block_dtypes(impl):
-    """A float32 or bfloat16 block maps (B, T, d_model) of that dtype to that dtype, equal to the float64 result on
-    the same (rounded) weights and inputs within that dtype's precision."""
+    """A float32 or bfloat16 block returns that dtype, close to the float64 result.
+
+    Compared with the float64 output on the same (rounded) weights and inputs, within that dtype's precision."""
     state, x = block_state(impl, {}, seed=310), block_input(2, seed=311)
     for dtype, tol in ((torch.float32, (1e-4, 1e-5)), (torch.bfloat16, (5e-2, 5e-2))):
         sd, xd = {k: v.to(dtype) for k, v in state.items()}, x.to(dtype)
@@ -715,8 +727,7 @@ def test_block_dtypes(impl):
 
 @pytest.mark.points(1)
 def test_block_dropout_off_in_eval_and_at_zero(impl):
-    """No dropout in eval mode (dropout=0.5 gives the dropout=0.0 output, pre- and post-LN), nor with dropout=0.0 in
-    training mode."""
+    """The block drops nothing in eval mode (pre- and post-LN), nor with dropout=0.0 in training."""
     x = block_input(2, seed=321)
     for i, kw in enumerate(({}, {"norm_first": False})):
         state = block_state(impl, kw, seed=320 + 10 * i)
@@ -762,8 +773,9 @@ def decode_sublayer_dropout(a: torch.Tensor, p: float, scale: float, what: str, 
 
 @pytest.mark.points(2)
 def test_block_attention_dropout(impl):
-    """Pre-LN, training, dropout=0.25, the FFN zeroed: attention drops attention weights and dropout1 drops the
-    attention sub-layer's output channels, each rescaled by 1/(1-p), each keeping about 75%."""
+    """dropout reaches attention's weights, and dropout1 drops the attention sub-layer's output.
+
+    Pre-LN, training, dropout=0.25, the FFN zeroed: both rescaled by 1/(1-p), each keeping about 75%."""
     kw = {"dropout": 0.25}
     state = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=400).items()}
     state["norm1.weight"][:], state["norm2.weight"][:] = 1.0, 1.0
@@ -778,8 +790,9 @@ def test_block_attention_dropout(impl):
 
 @pytest.mark.points(2)
 def test_block_ffn_dropout(impl):
-    """Pre-LN, training, dropout=0.25, attention zeroed: the FFN drops hidden units and dropout2 drops the FFN
-    sub-layer's output channels, each rescaled by 1/(1-p), each keeping about 75%."""
+    """dropout reaches the FFN's hidden units, and dropout2 drops the FFN sub-layer's output.
+
+    Pre-LN, training, dropout=0.25, attention zeroed: both rescaled by 1/(1-p), each keeping about 75%."""
     kw = {"dropout": 0.25}
     state = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=410, d_ff=8).items()}
     state["norm1.weight"][:], state["norm2.weight"][:] = 1.0, 1.0
@@ -796,8 +809,9 @@ def test_block_ffn_dropout(impl):
 
 @pytest.mark.points(1)
 def test_block_post_ln_dropout(impl):
-    """Post-LN, training, dropout=0.25, RMSNorm: dropout1 and dropout2 drop sub-layer output channels before the
-    residual add, so about 25% of the channels where x is 0 stay exactly 0 through the norms (not after a norm)."""
+    """Post-LN: dropout1 and dropout2 drop the sub-layer outputs before the residual add, not after a norm.
+
+    Training, dropout=0.25, RMSNorm: about 25% of the channels where x is 0 stay exactly 0 through the norms."""
     kw = {"dropout": 0.25, "norm": "rmsnorm", "norm_first": False}
     base = {k: torch.zeros_like(v) for k, v in block_state(impl, kw, seed=420, d_ff=8).items()}
     base["norm1.weight"][:], base["norm2.weight"][:] = 1.0, 1.0
