@@ -139,11 +139,17 @@ def _prepare(module: Any, name: str, state: dict | None, dtype: torch.dtype | No
         _load(module, name, state)
 
 
-def _module(ns: Mapping[str, Any], req: dict) -> dict:
-    torch.manual_seed(req.get("seed", 0))
+def _objects(ns: Mapping[str, Any], req: dict) -> dict[str, Any]:
+    """The request's extra objects (``objects={"key": obj_spec(...)}``), built in order."""
     objects: dict[str, Any] = {}
     for key, spec in (req.get("objects") or {}).items():
         objects[key] = _build(ns, spec["name"], spec.get("args", ()), spec.get("kwargs", {}), objects)
+    return objects
+
+
+def _module(ns: Mapping[str, Any], req: dict) -> dict:
+    torch.manual_seed(req.get("seed", 0))
+    objects = _objects(ns, req)
     name = req["name"]
     main = objects["main"] = _build(ns, name, req.get("init_args", ()), req.get("init_kwargs", {}), objects)
     _prepare(main, name, req.get("state_dict"), req.get("dtype"))
@@ -197,9 +203,13 @@ def _params(ns: Mapping[str, Any], req: dict) -> dict:
 
 def _train(ns: Mapping[str, Any], req: dict) -> dict:
     """Train ``name`` on ``inputs -> targets`` with AdamW (student ``param_groups``/``warmup_cosine_lr``
-    if asked); return the final state dict, the losses and the learning rates used."""
+    if asked); return the final state dict, the losses and the learning rates used.
+
+    ``per_step``: ``inputs``/``targets`` hold one batch per step along their first axis (step ``i`` trains
+    on ``inputs[i] -> targets[i]``); otherwise every step sees the same batch. ``objects`` are built first,
+    as for ``run_module`` (e.g. a config passed as ``Ref("cfg")``)."""
     torch.manual_seed(req.get("seed", 0))
-    model = _build(ns, req["name"], req.get("init_args", ()), req.get("init_kwargs", {}), {})
+    model = _build(ns, req["name"], req.get("init_args", ()), req.get("init_kwargs", {}), _objects(ns, req))
     _prepare(model, req["name"], req.get("state_dict"), None)
     model.train(bool(req.get("train_mode", False)))
     wd, lr = float(req.get("weight_decay", 0.0)), float(req.get("lr", 1e-3))
@@ -210,16 +220,18 @@ def _train(ns: Mapping[str, Any], req: dict) -> dict:
     inputs, targets = req["inputs"], req["targets"]
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     losses, lrs = [], []
+    per_step = bool(req.get("per_step"))
     for step in range(int(req.get("steps", 10))):
         step_lr = float(sched_fn(step, **schedule)) if sched_fn else lr
         for g in opt.param_groups:
             g["lr"] = step_lr
-        out = model(*inputs)
+        x, y = ([a[step] for a in inputs], targets[step]) if per_step else (inputs, targets)
+        out = model(*x)
         out = out[0] if isinstance(out, (tuple, list)) else out
         if req.get("loss", "mse") == "cross_entropy":
-            loss = nn.functional.cross_entropy(out.reshape(-1, out.size(-1)), targets.reshape(-1), ignore_index=-100)
+            loss = nn.functional.cross_entropy(out.reshape(-1, out.size(-1)), y.reshape(-1), ignore_index=-100)
         else:
-            loss = nn.functional.mse_loss(out, targets)
+            loss = nn.functional.mse_loss(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if req.get("clip"):

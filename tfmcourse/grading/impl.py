@@ -165,15 +165,17 @@ class Impl:
                    state_dict: Mapping | None = None, calls: list[dict] | None = None, *, backward: Any = None,
                    grad_call: int = -1, grad_index: int | None = None, dtype: torch.dtype | None = None,
                    train: bool = False, seed: int = 0, objects: Mapping[str, dict] | None = None,
-                   return_state: bool = False) -> ModuleResult:
+                   return_state: bool = False, timeout_s: float | None = None) -> ModuleResult:
         """Build ``name``, convert it to ``dtype`` (default: the floating dtype of ``state_dict``, if it has
         one), load ``state_dict`` (keys and shapes must equal it), set eval mode (``train=False``), run
         ``calls`` (default one ``forward()``); ``backward`` backpropagates from the output of call
-        ``grad_call`` and returns input and parameter grads."""
+        ``grad_call`` and returns input and parameter grads. ``timeout_s`` allows this request more time than
+        the grader's per-request limit (the submission's whole budget still applies)."""
         v = self._value({"op": "module", "name": name, "init_args": list(init_args), "init_kwargs": dict(init_kwargs or {}),
                          "state_dict": dict(state_dict) if state_dict is not None else None, "calls": calls,
                          "backward": backward, "grad_call": grad_call, "grad_index": grad_index, "dtype": dtype,
-                         "train": train, "seed": seed, "objects": dict(objects or {}), "return_state": return_state})
+                         "train": train, "seed": seed, "objects": dict(objects or {}), "return_state": return_state,
+                         **({"timeout_s": float(timeout_s)} if timeout_s else {})})
         return ModuleResult(list(v["outputs"]), list(v.get("input_grads") or []), dict(v.get("kwarg_grads") or {}),
                             dict(v.get("param_grads") or {}), v.get("state_dict"))
 
@@ -192,14 +194,19 @@ class Impl:
     def train(self, name: str, init_kwargs: Mapping, inputs: Any, targets: Any, *, init_args: tuple | list = (),
               state_dict: Mapping | None = None, steps: int = 10, lr: float = 1e-3, weight_decay: float = 0.0,
               loss: str = "mse", use_param_groups: bool = False, schedule: Mapping | None = None,
-              clip: float | None = None, seed: int = 0) -> dict:
+              clip: float | None = None, seed: int = 0, objects: Mapping[str, dict] | None = None,
+              per_step: bool = False, timeout_s: float | None = None) -> dict:
         """Train in the implementation (its own modules, ``param_groups`` and ``warmup_cosine_lr`` when asked);
-        evaluate the returned ``state_dict`` with the reference in the suite."""
+        evaluate the returned ``state_dict`` with the reference in the suite.
+
+        ``per_step``: ``inputs``/``targets`` stack one batch per step along their first axis. ``objects`` are
+        built first (``init_args=(Ref("cfg"),)``), as for :meth:`run_module`; ``timeout_s`` as there."""
         return self._value({"op": "train", "name": name, "init_args": list(init_args), "init_kwargs": dict(init_kwargs),
                             "state_dict": dict(state_dict) if state_dict is not None else None, "inputs": inputs,
                             "targets": targets, "steps": steps, "lr": lr, "weight_decay": weight_decay, "loss": loss,
                             "use_param_groups": use_param_groups, "schedule": dict(schedule) if schedule else None,
-                            "clip": clip, "seed": seed})
+                            "clip": clip, "seed": seed, "objects": dict(objects or {}), "per_step": per_step,
+                            **({"timeout_s": float(timeout_s)} if timeout_s else {})})
 
     def kinds(self, names: list[str]) -> dict[str, str]:
         return self._value({"op": "names", "names": list(names)})
@@ -219,8 +226,8 @@ class LocalImpl(Impl):
 
     @classmethod
     def reference(cls, chapter: str = "") -> "LocalImpl":
-        """The reference package: every chapter's interface names (those that exist)."""
-        pairs = [(n, m) for c in interfaces.CHAPTERS.values() for n, m in c.names.items()]
+        """The reference package: every graded chapter's interface names (those that exist), the capstone's too."""
+        pairs = [(n, m) for c in interfaces.GRADED.values() for n, m in c.names.items()]
         ns, _ = interfaces.reference_namespace(pairs)
         return cls(ns, chapter)
 
