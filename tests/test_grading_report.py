@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from test_grading_export import MASK, NO_SCALE, class_records, record, write_class
+
 from tfmcourse.cli import main as tfm_main
 from tfmcourse.grading import report
 from tfmcourse.viz.style import read_figure_record

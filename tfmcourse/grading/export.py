@@ -24,6 +24,7 @@ import csv
 import html
 import io
 import json
+import math
 import re
 import sys
 from datetime import datetime, timezone
@@ -225,7 +226,7 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a number above 0 (got {text})")
     return value
 

@@ -65,13 +65,13 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this as root in /autograder for each submission. TFM_GRADESCOPE_ROOT and
 # TFM_GRADESCOPE_PYTHON stand in for /autograder and its venv when the autograder is tried locally.
 set -uo pipefail
-umask 077
 ROOT="${TFM_GRADESCOPE_ROOT:-/autograder}"
 PY="${TFM_GRADESCOPE_PYTHON:-$ROOT/venv/bin/python}"
 chmod -R go-rwx "$ROOT/source"
 mkdir -p "$ROOT/results"
 cd "$ROOT"
-PYTHONPATH="$ROOT/source/course" exec "$PY" -m tfmcourse.grading.gradescope --run "$ROOT/source/tfm_gradescope.json" --root "$ROOT"
+PYTHONPATH="$ROOT/source/course" exec "$PY" -m tfmcourse.grading.gradescope \
+    --run "$ROOT/source/tfm_gradescope.json" --root "$ROOT"
 """
 
 
@@ -129,23 +129,18 @@ def write_bundle(chapter: str, out: str | Path, *, limits: dict, visibility: str
     ch = interfaces.get_chapter(chapter)
     files = bundle_files(ch.id)
     config = {"chapter": ch.id, "limits": limits, "visibility": visibility}
-    texts = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "requirements.txt": "\n".join(requirements()) + "\n",
-             CONFIG: json.dumps(config, indent=1, sort_keys=True) + "\n"}
+    texts = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER,
+             "requirements.txt": "\n".join(requirements()) + "\n", CONFIG: json.dumps(config, indent=1, sort_keys=True) + "\n"}
     out = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, text in texts.items():
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, data in [*texts.items(), *((n, p.read_bytes()) for n, p in files.items())]:
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed: the same zip every time
                 info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, text)
-            for name, path in files.items():
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes())
+                zf.writestr(info, data)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -235,7 +230,8 @@ def run_autograder(root: str | Path, chapter: str, limits: dict, visibility: str
             print(f"WARNING: weaker sandbox ({mode} mode): {w}")
         with GraderProcess() as g:
             record = g.grade(sub, limits)
-        print(f"{ch.id}: {record['status']}, {record['score']:g}/{record['max_score']:g} in {record.get('seconds', 0)} s")
+        print(f"{ch.id}: {record['status']}, {record['score']:g}/{record['max_score']:g} "
+              f"in {record.get('seconds', 0)} s")
         for p in record.get("problems", []):
             print(f"  problem: {p[:2000]}")
         return gradescope_results(record, visibility)
@@ -260,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc = __doc__.split("\n\n", 1)[1]
     p = argparse.ArgumentParser(prog="tfmcourse gradescope", description=doc.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=doc.split("\n\n", 1)[1] + "\n\nThe instructor guide has the steps on Gradescope.")
+                                epilog=doc.split("\n\n", 1)[1] + "\n\nThe instructor guide has the steps.")
     p.add_argument("chapter", metavar="chNN", help="the chapter to grade, e.g. ch03")
     p.add_argument("out", metavar="OUT.zip", help="the autograder zip to write")
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per check (default 10)")
@@ -306,6 +302,7 @@ def _check() -> int:
     import torch
 
     import tfmcourse
+
     from .sandbox import sandbox_mode
     mode, _, warnings = sandbox_mode()
     print(f"tfmcourse from {Path(tfmcourse.__file__).parent}, torch {torch.__version__}, sandbox {mode} mode")
@@ -338,11 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"tfmcourse gradescope: {e}", file=sys.stderr)
         return 2
-    mutants = sum(n.startswith(f"course/tests/mutants/{chapter}/") for n in names)
+    mutants = sum(n.startswith(f"course/tests/mutants/{chapter}/m") for n in names)
     print(f"wrote {out.resolve()} ({len(names)} files; {chapter} hidden suite, {mutants} known mistakes for the "
           f"diagnosis). Upload it on Gradescope under Configure Autograder > Zip file upload.")
     if not mutants:
-        print(f"warning: no known mistakes in tests/mutants/{chapter}: feedback will have no diagnosis", file=sys.stderr)
+        print(f"warning: no known mistakes in tests/mutants/{chapter}: no diagnosis in the feedback", file=sys.stderr)
     return 0
 
 
