@@ -16,12 +16,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("tfmcourse.bench", "training-throughput benchmark against PyTorch / HF / timm peers"),
     "grade": ("tfmcourse.grading.cli", "grade notebooks with the hidden suites, in a sandbox"),
     "release": ("tfmcourse.release", "build the student release: exercises + stubbed package"),
+    "export": ("tfmcourse.grading.export", "write grades as a Canvas or Moodle import file, or the course CSV"),
+    "report": ("tfmcourse.grading.report", "draw a class report: scores, test pass rates, common mistakes"),
+    "gradescope": ("tfmcourse.grading.gradescope", "write a Gradescope autograder zip for a chapter"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: tfmcourse COMMAND [options]   (tfmcourse COMMAND --help for details)", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
