@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .intake import Submission
 from .jail import cgroup_dirs
-from .sandbox import SANDBOX_ROOT_ENV, remove_cgroups, sandbox_mode
+from .sandbox import SANDBOX_ROOT_ENV, remove_cgroups
 
 __all__ = ["GraderProcess", "grade_submission", "sweep_stale_folders", "sweep_stale_cgroups", "protect_from_oom"]
 
@@ -101,9 +101,7 @@ class GraderProcess:
         self.log_path = self.tmp / "grader.log"
         # The sandbox folders of this process's submissions, in one place, so that they can be removed
         # even when the runner had to be killed in the middle of a submission.
-        self.sandboxes = Path(tempfile.mkdtemp(prefix=f"tfm-sandboxes-{pid}-"))
-        if sandbox_mode()[0] == "basic" and os.geteuid() == 0:
-            os.chmod(self.sandboxes, 0o711)  # basic mode: workers of their own uid pass through to their scratch
+        self.sandboxes = Path(tempfile.mkdtemp(prefix=f"tfm-sandboxes-{pid}-"))  # 0700; see SandboxImpl for basic mode
 
     def _start(self) -> None:
         log = open(self.log_path, "ab")

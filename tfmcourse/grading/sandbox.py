@@ -176,8 +176,11 @@ class SandboxImpl(Impl):
         self._proc: subprocess.Popen | None = None
         self.mode, self._bwrap, warnings = sandbox_mode(self.limits.namespaces)
         self.warnings = list(warnings)
-        basic_root = self.mode == "basic" and os.geteuid() == 0
-        self._dir = Path(tempfile.mkdtemp(prefix="tfm-sandbox-", dir=os.environ.get(SANDBOX_ROOT_ENV) or None))
+        self._basic_root = basic_root = self.mode == "basic" and os.geteuid() == 0
+        parent = os.environ.get(SANDBOX_ROOT_ENV)
+        if parent and basic_root:  # the worker's own uid must pass through the grader's folder to its scratch
+            os.chmod(parent, 0o711)
+        self._dir = Path(tempfile.mkdtemp(prefix="tfm-sandbox-", dir=parent or None))
         # private to the grader; in basic mode as root the worker's own uid must pass through to its scratch
         os.chmod(self._dir, 0o711 if basic_root else 0o700)
         if rejected:
@@ -200,7 +203,8 @@ class SandboxImpl(Impl):
     # -- process management -----------------------------------------------------------------------
     def _stub_root(self) -> Path:
         root = Path(os.environ.get(SANDBOX_ROOT_ENV) or self._dir) / "stubs"
-        root.mkdir(mode=0o711 if self.mode == "basic" and os.geteuid() == 0 else 0o700, exist_ok=True)
+        root.mkdir(exist_ok=True)
+        os.chmod(root, 0o711 if self._basic_root else 0o700)  # chmod, not mkdir's mode: the umask must not decide
         return root
 
     def _spawn(self) -> None:
