@@ -12,10 +12,11 @@ TORCH  ?= torch==2.13.0
 # nbgrader shells out to tools installed in the venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv book test test-fast test-book browser exercises release bench clean
+.PHONY: help venv book publish test test-fast test-book browser exercises release bench clean
 
 help:
 	@echo "make book        build the book into _build/html"
+	@echo "make publish DEST=DIR   build the book and copy the site to DIR (or user@host:DIR)"
 	@echo "make test        run the whole test suite (what CI runs)"
 	@echo "make test-fast   unit tests and hidden suites only (no notebooks, no book)"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
@@ -35,6 +36,17 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open file://$(CURDIR)/_build/html/index.html"
 	@if [ -z "$$CI" ] && command -v xdg-open >/dev/null && [ -n "$$DISPLAY" ]; then xdg-open _build/html/index.html; fi
+
+# Publish the built site anywhere that serves static files (GitHub Pages is done by
+# .github/workflows/book.yml): a local folder, or user@host:DIR over rsync.
+publish:
+	@test -n "$(DEST)" || { echo "usage: make publish DEST=DIR  (or DEST=user@host:DIR, copied with rsync)" >&2; exit 2; }
+	$(MAKE) book
+	@case "$(DEST)" in \
+	    *:*) rsync -a --delete _build/html/ "$(DEST)/" ;; \
+	    *) mkdir -p "$(DEST)" && cp -a _build/html/. "$(DEST)/" ;; \
+	esac
+	@echo "Published _build/html to $(DEST)"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not book and not notebooks"

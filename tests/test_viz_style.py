@@ -89,3 +89,10 @@ def test_use_book_style_sets_rc_outside_ipython():
         assert matplotlib.rcParams["font.size"] == style.BOOK_RC["font.size"]
     with pytest.raises(ValueError):
         style.use_book_style("gif")
+
+
+def test_jpeg_records_font_and_dpi_and_stays_a_valid_jpeg():
+    jpeg = style.figure_png(_figure(small=7.25), dpi=90, fmt="jpeg")
+    assert jpeg[:2] == b"\xff\xd8"
+    assert style.read_figure_record(jpeg) == {"dpi": 90.0, "min_font_pt": 7.25}
+    Image.open(io.BytesIO(jpeg)).load()

@@ -59,6 +59,8 @@ def plot_metrics(records: list[dict[str, Any]], path: str | os.PathLike, *, titl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ..viz.style import figure_png
+
     train = [r for r in records if r.get("split") == "train" and math.isfinite(r.get("loss", math.nan))]
     val = [r for r in records if r.get("split") == "val" and "loss" in r]
     scores = sorted({k for r in val for k, v in r.items() if isinstance(v, (int, float))} - {"step", "loss"})
@@ -87,6 +89,6 @@ def plot_metrics(records: list[dict[str, Any]], path: str | os.PathLike, *, titl
         axes[2].grid(alpha=0.3)
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    tmp.write_bytes(figure_png(fig, dpi=110, tight=False))  # records its smallest font (viz.style)
     os.replace(tmp, path)
     return path

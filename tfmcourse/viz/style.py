@@ -146,20 +146,28 @@ def figure_svg(fig: Figure, *, tight: bool = True) -> str:
     return buf.getvalue().replace("@RECORD@", f"{METADATA_KEY} {_record(sizes)}", 1)
 
 
-def figure_png(fig: Figure, *, dpi: float | None = None, tight: bool = True) -> bytes:
-    """``fig`` as PNG bytes with a ``METADATA_KEY`` text chunk ``{"min_font_pt": ..., "dpi": ...}``.
+def figure_png(fig: Figure, *, dpi: float | None = None, tight: bool = True, fmt: str = "png") -> bytes:
+    """``fig`` as PNG (or JPEG) bytes carrying the record ``{"min_font_pt": ..., "dpi": ...}``.
 
-    The PNG's physical resolution is ``dpi`` too, so pixel width / dpi is the figure's width in inches.
+    The record is a ``METADATA_KEY`` text chunk in a PNG, a comment segment (``METADATA_KEY {...}``)
+    in a JPEG. The image's physical resolution is ``dpi`` too, so pixel width / dpi is its width in
+    inches.
 
     Args:
         dpi: resolution (default: rc ``savefig.dpi``).
         tight: crop to the drawn content.
+        fmt: ``"png"`` (plots) or ``"jpeg"`` (photographs: much smaller).
     """
+    if fmt not in ("png", "jpeg"):
+        raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
     dpi = float(dpi or mpl.rcParams["savefig.dpi"])
     buf = io.BytesIO()
     with _recording_fonts() as sizes:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
-    return _add_png_text(buf.getvalue(), METADATA_KEY, _record(sizes, dpi=dpi))
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+    record = _record(sizes, dpi=dpi)
+    if fmt == "png":
+        return _add_png_text(buf.getvalue(), METADATA_KEY, record)
+    return _add_jpeg_comment(buf.getvalue(), f"{METADATA_KEY} {record}")
 
 
 def _add_png_text(data: bytes, key: str, text: str) -> bytes:
@@ -170,8 +178,14 @@ def _add_png_text(data: bytes, key: str, text: str) -> bytes:
     return data[:end_ihdr] + chunk + data[end_ihdr:]
 
 
+def _add_jpeg_comment(data: bytes, text: str) -> bytes:
+    """Insert a COM segment right after the JPEG's start-of-image marker."""
+    body = text.encode("latin-1")
+    return data[:2] + b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + data[2:]
+
+
 def read_figure_record(data: bytes | str) -> dict[str, Any] | None:
-    """The font record of an SVG (text or bytes) or PNG written by this module; ``None`` if it has none."""
+    """The font record of an SVG (text or bytes), PNG or JPEG written here; ``None`` if it has none."""
     if isinstance(data, (bytes, bytearray)) and data[:8] == b"\x89PNG\r\n\x1a\n":
         pos = 8
         while pos + 8 <= len(data):
@@ -182,6 +196,15 @@ def read_figure_record(data: bytes | str) -> dict[str, Any] | None:
             if kind in (b"IDAT", b"IEND"):
                 return None
             pos += 12 + length
+        return None
+    if isinstance(data, (bytes, bytearray)) and data[:2] == b"\xff\xd8":  # JPEG: the COM segments
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xD9, 0xDA):
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            body = data[pos + 4:pos + 2 + length]
+            if data[pos + 1] == 0xFE and body.startswith(METADATA_KEY.encode() + b" "):
+                return json.loads(body[len(METADATA_KEY) + 1:])
+            pos += 2 + length
         return None
     text = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else data
     m = re.search(re.escape(METADATA_KEY) + r" (\{[^<]*\})", text)

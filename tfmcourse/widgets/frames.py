@@ -7,7 +7,6 @@ the browser, so moving the slider works in the HTML too.
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -28,12 +27,8 @@ def fig_to_png(fig: Figure, *, dpi: int = 80, tight: bool = True, fmt: str = "pn
             explorer all have the same size and the page does not jump when the slider moves.
         fmt: ``"png"`` (plots) or ``"jpeg"`` (photographs: much smaller).
     """
-    if fmt == "png":  # with the smallest font it holds, so the book can keep that text readable
-        data = figure_png(fig, dpi=dpi, tight=tight)
-    else:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
-        data = buf.getvalue()
+    # The image records its smallest font, so the book can keep that text readable (viz.style).
+    data = figure_png(fig, dpi=dpi, tight=tight, fmt=fmt)
     plt.close(fig)
     return data
 
