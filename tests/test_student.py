@@ -65,3 +65,46 @@ def test_setup_gives_earlier_chapters_from_the_reference_when_installed(tmp_path
     assert set(origin.values()) == {"reference"} and "LayerNorm" in origin and "MultiHeadAttention" not in origin
     with pytest.raises(FileNotFoundError, match="do chapter 3"):
         student.load_answers("ch03", tmp_path)
+    assert capsys.readouterr().out.strip() == "ch04: earlier chapters from the reference package (instructor checkout)"
+
+
+def test_in_a_release_setup_prefers_your_answers_and_falls_back_to_released_solutions(tmp_path, capsys,
+                                                                                       monkeypatch):
+    # a student release whose package holds every chapter's solution (tfmcourse release --solutions-through ch07)
+    monkeypatch.setattr(student, "release_info", lambda: object())
+    mine = [("def causal_mask(T, S=None, *, device=None):\n    S = T if S is None else S\n"
+             "    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)"),
+            ("def padding_mask(lengths, S=None):\n    S = int(lengths.max()) if S is None else S\n"
+             "    return (torch.arange(S)[None, :] < lengths[:, None])[:, None, None, :]"),
+            ("def scaled_dot_product_attention(q, k, v, mask=None, *, is_causal=False, return_weights=False):\n"
+             "    # YOUR CODE HERE\n    raise NotImplementedError()")]
+    _write(tmp_path / "ch03_qkv.ipynb", mine)
+    ns = {}
+    origin = student.setup("ch04", ns, tmp_path)
+    assert origin["causal_mask"] == origin["padding_mask"] == "yours"
+    assert origin["scaled_dot_product_attention"] == "solution" and origin["LayerNorm"] == "solution"
+    assert ns["causal_mask"].__module__ == "student_ch03"
+    assert ns["scaled_dot_product_attention"] is tfmcourse.attention.scaled_dot_product_attention
+    assert tfmcourse.attention.causal_mask is ns["causal_mask"]  # installed: the package uses your answer
+    out = capsys.readouterr().out.splitlines()
+    assert out == [("ch04: your answers: ch03 (causal_mask, padding_mask) | released solutions: ch01, ch02, "
+                    "ch03 (scaled_dot_product_attention)")]
+    reference = student._originals[("tfmcourse.attention", "causal_mask")]
+    _write(tmp_path / "ch03_qkv.ipynb", ["def causal_mask(T, S=None, *, device=None):\n    return 1 +"])
+    origin = student.setup("ch04", ns, tmp_path)  # the cell run again after the student broke their answer
+    assert origin["causal_mask"] == "solution" and ns["causal_mask"] is reference is tfmcourse.attention.causal_mask
+
+
+def test_the_missing_chapters_line():
+    state = {"ch01": {"TokenEmbedding": "yours"}, "ch02": {"LayerNorm": "missing"},
+             "ch03": {"causal_mask": "yours", "scaled_dot_product_attention": "missing"},
+             "ch04": {"MultiHeadAttention": "missing"}, "ch05": {"EncoderBlock": "solution"}}
+    notes = {"ch02": "ch02_residuals_norms.ipynb not found",
+             "ch03": "ch03_qkv.ipynb: scaled_dot_product_attention not written yet",
+             "ch04": "ch04_multihead.ipynb: cell 3 (`class MultiHeadAttention(nn.Module):`) raised SyntaxError"}
+    line = student._summary("ch06", state, notes)
+    assert "\n" not in line and line.startswith("ch06: your answers: ch01, ch03 (causal_mask)")
+    assert "released solutions: ch05" in line
+    assert "MISSING: ch06 builds on chapters 3 and 4" in line  # not ch02: chapter 6 does not need it
+    assert notes["ch03"] in line and notes["ch04"] in line and notes["ch02"] not in line
+    assert student._summary("ch03", {"ch01": {"TokenEmbedding": "missing"}}, {}) == "ch03: uses no earlier chapter"
