@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,11 +21,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("tfmcourse.grading.report", "draw a class report: scores, test pass rates, common mistakes"),
     "gradescope": ("tfmcourse.grading.gradescope", "write a Gradescope autograder zip for a chapter"),
 }
+# Commands that need the course's source checkout (hidden suites, solutions/, exercises/): a student
+# release, which has a tfmcourse/_release.py, neither lists nor runs them.
+INSTRUCTOR_ONLY = ("grade", "release", "export", "report", "gradescope")
+
+
+def _student_release() -> bool:
+    return Path(__file__).with_name("_release.py").is_file()  # no import: --help stays fast
+
+
+def _commands() -> dict[str, tuple[str, str]]:
+    if _student_release():
+        return {k: v for k, v in COMMANDS.items() if k not in INSTRUCTOR_ONLY}
+    return COMMANDS
 
 
 def _usage() -> str:
     lines = ["usage: tfmcourse COMMAND [options]   (tfmcourse COMMAND --help for details)", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in _commands().items()]
     return "\n".join(lines)
 
 
@@ -38,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     name, rest = argv[0], argv[1:]
+    if name in INSTRUCTOR_ONLY and _student_release():
+        print(f"tfmcourse {name}: an instructor command; it needs the course's source checkout (hidden tests, "
+              f"solutions), which this student install does not have", file=sys.stderr)
+        return 2
     if name not in COMMANDS:
         print(f"tfmcourse: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
