@@ -2,7 +2,7 @@
 
 Examples::
 
-    tfmcourse train gpt                                   # char GPT on the stdlib source, ~1-2 min on a CPU
+    tfmcourse train gpt                                   # char GPT on the stdlib source, 93 CPU-seconds
     tfmcourse train gpt --data my.txt --device cuda --steps 5000 --n-layers 6 --n-heads 6 \\
         --d-model 384 --block-size 256 --batch-size 64 --dropout 0.2 --lr 1e-3 --compile
     tfmcourse train seq2seq --task reverse                # encoder-decoder on a digit task
@@ -11,6 +11,11 @@ Examples::
     torchrun --nproc_per_node 4 -m tfmcourse.cli train gpt ...   # data-parallel on 4 GPUs
 
 Each run writes ``OUT/ckpt.pt`` (resumable), ``OUT/metrics.jsonl`` and ``OUT/metrics.png``.
+
+Time on a CPU: each kind's ``--help`` quotes the CPU time its defaults took (``CPU_SECONDS``). With one
+thread that is also the wall time on a free core. On a busy machine PyTorch's extra threads cost more CPU
+time than they save: the ``gpt`` defaults used 93 s with ``OMP_NUM_THREADS=1`` but over 400 s with two
+threads on the same machine while other jobs ran.
 """
 from __future__ import annotations
 
@@ -26,6 +31,9 @@ from .cli_common import Parser, add_runtime_flags, examples, run_cli
 PROG = "tfmcourse train"
 
 # Sizes and schedules that train in a minute or two on a laptop CPU; scale them up with flags on a GPU.
+# CPU time of each default run (user + sys, one thread: OMP_NUM_THREADS=1), measured on the course's
+# 2-core machine on 2026-12-01 with `/usr/bin/time -v tfmcourse train KIND`; `--help` quotes it.
+CPU_SECONDS = {"gpt": 93, "seq2seq": 26, "vit": 29}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt": dict(n_layers=4, n_heads=4, d_model=128, block_size=64, d_ff=None, dropout=0.0, steps=600,
                 batch_size=32, lr=3e-3, warmup=60, weight_decay=0.1, betas=(0.9, 0.95), eval_every=100,
@@ -55,7 +63,9 @@ def build_parser() -> Parser:
              "vit": "Vision Transformer on 8x8 digits or procedural shapes"}
     for kind, help_ in helps.items():
         d = DEFAULTS[kind]
-        k = sub.add_parser(kind, help=help_, description=f"Train a {help_}.")
+        cost = (f" The defaults ({d['steps']} steps) took {CPU_SECONDS[kind]} s of CPU time with one thread "
+                f"(OMP_NUM_THREADS=1) on a 2-core machine; more steps cost proportionally more.")
+        k = sub.add_parser(kind, help=help_, description=f"Train a {help_}.{cost}")
         data = k.add_argument_group("data")
         if kind == "gpt":
             data.add_argument("--data", metavar="PATH", help="'stdlib' (the Python standard library's source) "
