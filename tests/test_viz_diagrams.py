@@ -187,8 +187,8 @@ def test_diagram_text_stays_inside_the_figure_and_its_box_and_does_not_overlap(n
         around = [s for s in shapes if s.contains((bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2)]
         if around:
             inner = min(around, key=lambda s: s.width * s.height)
-            assert bb.x0 >= inner.x0 - 1 and bb.x1 <= inner.x1 + 1 and bb.y0 >= inner.y0 - 1 and bb.y1 <= inner.y1 + 1, \
-                f"{name}: {t.get_text()!r} sticks out of its box"
+            inside = bb.x0 >= inner.x0 - 1 and bb.x1 <= inner.x1 + 1 and bb.y0 >= inner.y0 - 1 and bb.y1 <= inner.y1 + 1
+            assert inside, f"{name}: {t.get_text()!r} sticks out of its box"
         boxes.append((t.get_text(), bb.shrunk(0.95, 0.8)))
     for (a, ba), (b, bb) in itertools.combinations(boxes, 2):
         assert not ba.overlaps(bb), f"{name}: {a!r} overlaps {b!r}"

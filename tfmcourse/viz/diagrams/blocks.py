@@ -220,7 +220,8 @@ def plot_transformer_overview(seq2seq: nn.Module, gpt: nn.Module):
                  (f"decoder: {len(dec_layers)} ×", _sublayers(dec_layers[0])),
                  final_norm(seq2seq.decoder, "decoder") + [(head, "head")], "target ids, shifted", "logits (B, T, V)")
     emb = f"{tok}\n+ pos_emb" if getattr(gpt, "pos_emb", None) is not None else tok
-    gpt_top = _tower(ax, xg, 0.2, w, [(emb, "embed")], (f"blocks: {len(blocks)} ×", _sublayers(blocks[0], is_causal=True)),
+    gpt_top = _tower(ax, xg, 0.2, w, [(emb, "embed")],
+                     (f"blocks: {len(blocks)} ×", _sublayers(blocks[0], is_causal=True)),
                      [(final, "norm"), (lm_head, "head")], "token ids (B, T)", "logits (B, T, V)")["top"]
     # the encoder's output ("memory") feeds the cross-attention of every decoder block
     mid, y_mem = (xe + xd) / 2, enc["top"] + 0.25
