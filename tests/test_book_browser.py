@@ -676,3 +676,13 @@ def test_chapter_notebooks_for_colab_install_the_package_from_the_configured_rep
         assert f"git+{url}@" in setup and "%pip install" in setup, setup
         assert sum("tfmcourse-colab-setup" in c["metadata"].get("tags", []) for c in nb["cells"]) == 1
         assert any(c.get("outputs") for c in code[1:]), f"{doc}: the chapter's outputs are kept"
+
+
+def test_no_page_loads_the_unused_live_code_scripts():
+    """The book offers no Thebe (live code): none of its scripts or config may be on a page (they
+    threw "THEBE_JS_URL has already been declared" on every page)."""
+    _require_built()
+    offenders = [p for p in _pages() if (HTML / f"{p}.html").is_file()
+                 and re.search(r"<script[^>]*>[^<]*THEBE|sphinx-thebe|x-thebe-config",
+                               (HTML / f"{p}.html").read_text(encoding="utf-8"))]
+    assert not offenders, f"Thebe scripts on {offenders}"

@@ -94,6 +94,9 @@ def _notebook_launch_urls(app: Sphinx, context: dict[str, Any]) -> None:
             button["url"] = url
 
 
+_THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">.*?</script>\s*', re.DOTALL)
+
+
 def _drop_thebe(context: dict[str, Any]) -> None:
     def is_thebe(asset) -> bool:
         name = str(getattr(asset, "filename", asset) or "")
@@ -103,6 +106,8 @@ def _drop_thebe(context: dict[str, Any]) -> None:
     for key in ("script_files", "css_files"):
         if key in context:
             context[key] = [a for a in context[key] if not is_thebe(a)]
+    if context.get("body"):
+        context["body"] = _THEBE_CONFIG.sub("", context["body"])
 
 
 def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
