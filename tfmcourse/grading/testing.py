@@ -204,3 +204,113 @@ def mutant_table(summary: dict[str, dict]) -> str:
     lines += [f"| {ch} | {r['mutants']} | {r['median']:g} | {r['max']} | {r['diagnosed']} of {r['mutants']} "
               f"({100 * r['diagnosed'] / r['mutants']:.0f} %) |" for ch, r in sorted(summary.items())]
     return "\n".join(lines) + "\n"
+
+
+# --- the capstone: a submission is a folder of notebooks -------------------------------------------------------
+
+SOLUTIONS_DIR = REPO_DIR / "solutions"
+EXERCISES_DIR = REPO_DIR / "exercises"
+
+
+def capstone_mutant_cells(path: str | Path) -> dict[str, list[str]]:
+    """The cells of a capstone mutant, by the chapter notebook they go into.
+
+    A capstone mutant (``tests/mutants/ch08/*.py``) is a folder: the reference's chapter notebooks with one
+    mistake. Its file holds only the mistake, in ``# %%`` cells; a cell headed ``# %% chNN`` is appended as an
+    answer cell to that chapter's notebook (after its correct answers, so an override such as
+    ``class KVCache(KVCache): ...`` replaces the correct piece), an untagged cell to the capstone's.
+    """
+    import re
+
+    text = Path(path).read_text()
+    out: dict[str, list[str]] = {}
+    marks = list(re.finditer(r"^# %%[ \t]*(ch\d\d)?[^\n]*$", text, flags=re.MULTILINE))
+    for i, m in enumerate(marks):
+        body = text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)].strip("\n")
+        if body.strip():
+            out.setdefault((m.group(1) or interfaces.CAPSTONE.id).lower(), []).append(body)
+    return out
+
+
+def capstone_folder(dest: str | Path, *, blank: bool = False, mutant: str | Path | None = None,
+                    drop: tuple[str, ...] = ()) -> Path:
+    """Write a student's capstone hand-in into ``dest``: every chapter notebook and the capstone's, as the course
+    names them, from ``solutions/`` (the reference's answers) or, with ``blank``, from ``exercises/`` (the release,
+    nothing written). ``mutant`` adds its cells (:func:`capstone_mutant_cells`); chapters in ``drop`` are left out."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    extra = capstone_mutant_cells(mutant) if mutant else {}
+    for ch in interfaces.GRADED.values():
+        if ch.id in drop:
+            continue
+        nb = json.loads(((EXERCISES_DIR if blank else SOLUTIONS_DIR) / f"{ch.slug}.ipynb").read_text())
+        for i, source in enumerate(extra.get(ch.id, [])):
+            nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"mutant-{i}", "outputs": [],
+                                "metadata": {"nbgrader": {"grade": False, "grade_id": f"mutant_{i}", "locked": False,
+                                                          "schema_version": 3, "solution": True, "task": False}},
+                                "source": source})
+        (dest / f"{ch.slug}.ipynb").write_text(json.dumps(nb, indent=1) + "\n")
+    return dest
+
+
+def grade_capstone_in_process(folder: str | Path, select: str | list[str] | None = None) -> dict:
+    """Grade a complete capstone folder in this process: its chapter answers installed into ``tfmcourse``
+    (``assemble``, undone afterwards), then the capstone's answer cells with the worker's prelude.
+
+    Only for folders with every piece (mutants): a piece that is missing keeps the reference here, where the
+    sandbox has a stub. Blank and incomplete folders are graded through ``tfmcourse grade``.
+    """
+    from ..student import _prelude, assemble, restore
+    from .impl import LocalImpl
+    from .notebook import exec_cells, read_cells
+    from .runner import run_suite
+
+    folder = Path(folder)
+    # install() patches only modules imported before it, and a later assemble() replaces only reference objects:
+    # import every module the models use first, and start from the reference
+    used = {"tfmcourse.gpt", "tfmcourse.vit", *(m for c in interfaces.CHAPTERS.values() for m in c.names.values())}
+    for module in sorted(used):
+        importlib.import_module(module)
+    restore()
+    try:
+        report = assemble(folder, fallback_to_reference=False)
+        # the installed pieces, read after assemble
+        from tfmcourse.gpt import GPT, GPTConfig
+        from tfmcourse.multihead import KVCache
+        from tfmcourse.vit import ViT, ViTConfig
+        pieces = {n: getattr(importlib.import_module(m), n) for c in interfaces.CHAPTERS.values()
+                  for n, m in c.names.items()}  # as in the worker's prelude
+        prelude = {**_prelude(), **pieces, "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
+                   "ViTConfig": ViTConfig}
+        cells = read_cells(folder / f"{interfaces.CAPSTONE.slug}.ipynb", answers_only=True)
+        module, problems = exec_cells(cells, prelude, module_name=f"capstone_{folder.name}")
+        result = run_suite(interfaces.CAPSTONE.id, lambda ch: LocalImpl(module.__dict__, ch), select=select)
+    finally:
+        restore()
+    result["problems"] = list(report.problems) + problems + [f"missing: {n}" for n in report.missing]
+    return result
+
+
+def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p") -> list[dict]:
+    """:func:`mutant_stats` for the capstone. A mutant of the capstone's own answer only (untagged cells) can fail
+    only the tests that call it (``-k answer_tests``): it is graded on those, in-process like any chapter's, and the
+    others count as passed. A mutant of an earlier chapter's piece is a folder built under ``folder`` and graded with
+    the whole suite (:func:`grade_capstone_in_process`)."""
+    from .impl import LocalImpl
+    from .notebook import exec_cells, split_cells
+    from .runner import run_suite, suite_points
+
+    points = suite_points(interfaces.CAPSTONE.id)
+    rows = []
+    for path in mutant_files(interfaces.CAPSTONE.id):
+        if set(capstone_mutant_cells(path)) == {interfaces.CAPSTONE.id}:
+            module, _ = exec_cells(split_cells(mutant_source(path)), {}, module_name=f"mutant_ch08_{path.stem}")
+            r = run_suite(interfaces.CAPSTONE.id, lambda ch, ns=module.__dict__: LocalImpl(ns, ch), select=answer_tests)
+        else:
+            r = grade_capstone_in_process(capstone_folder(Path(folder) / path.stem, mutant=path))
+        failed = [t["id"] for t in r["tests"] if t["outcome"] != "passed"]
+        doc = path.read_text().splitlines()[0].strip('"')
+        total = sum(points.values())
+        rows.append({"mutant": path.stem, "doc": doc, "score": total - sum(points.get(t, 0.0) for t in failed),
+                     "max_score": total, "failed": failed})
+    return rows

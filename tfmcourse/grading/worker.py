@@ -39,8 +39,14 @@ def _write_files(files: Any) -> list[str]:
 
 def _capstone_prelude() -> tuple[dict[str, Any], list[str]]:
     """The student's own pieces of every chapter, installed into tfmcourse (whose reference is stubbed out
-    whole for the capstone), and the models built from them."""
+    whole for the capstone), and the models built from them. The pieces themselves are in the namespace too
+    (a stub where the student has none), so that a training request can use their ``param_groups`` and
+    ``warmup_cosine_lr``, as the capstone's Trainer does."""
+    import importlib
+
     from tfmcourse.student import assemble
+
+    from . import interfaces
     report = assemble(".", fallback_to_reference=False)
     problems = [str(p)[:300] for p in report.problems][:40]
     if report.missing:
@@ -50,7 +56,9 @@ def _capstone_prelude() -> tuple[dict[str, Any], list[str]]:
     from tfmcourse.multihead import KVCache
     from tfmcourse.vit import ViT, ViTConfig
     from tfmcourse.student import _prelude as notebook_basics  # torch, nn, F, math, Tensor
-    return {**notebook_basics(), "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
+    pieces = {n: getattr(importlib.import_module(m), n) for c in interfaces.CHAPTERS.values()
+              for n, m in c.names.items()}
+    return {**notebook_basics(), **pieces, "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
             "ViTConfig": ViTConfig}, problems
 
 
