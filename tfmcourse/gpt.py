@@ -31,8 +31,8 @@ FFNS = ("relu", "gelu", "gelu_tanh", "swiglu")
 class GPTConfig:
     """Sizes and recipe of a :class:`GPT`. Defaults are GPT-2 small (124M) with a padded vocabulary.
 
-    ``d_ff=None`` means ``4 * d_model`` (or ``8/3 * d_model`` rounded to 64 for SwiGLU, which keeps the
-    parameter count of a 4x MLP). ``n_kv_heads`` < ``n_heads`` gives grouped-query attention (``None``:
+    ``d_ff=None`` means ``4 * d_model`` (or, for SwiGLU, ``8/3 * d_model`` rounded up to a multiple of 256 as
+    LLaMA does, which keeps about the parameter count of a 4x MLP). ``n_kv_heads`` < ``n_heads`` gives grouped-query attention (``None``:
     as many key/value heads as query heads). ``norm_eps`` is the epsilon of every norm (GPT-2 and
     LLaMA 2/3: 1e-5; LLaMA 1: 1e-6). ``rope_interleaved`` pairs neighbouring features in RoPE (Meta's
     original LLaMA layout) instead of the two halves (Hugging Face checkpoints).
@@ -80,7 +80,9 @@ class GPTConfig:
     def hidden(self) -> int:
         if self.d_ff is not None:
             return self.d_ff
-        return 64 * math.ceil(8 * self.d_model / 3 / 64) if self.ffn == "swiglu" else 4 * self.d_model
+        if self.ffn == "swiglu":  # LLaMA's rule (multiple_of=256): d_model 4096 -> 11008, as in LLaMA-7B
+            return 256 * math.ceil(8 * self.d_model / 3 / 256)
+        return 4 * self.d_model
 
     @classmethod
     def gpt2(cls, **kw) -> GPTConfig:
