@@ -109,7 +109,7 @@ def split_cells(text: str) -> list[Cell]:
 def prepare_source(source: str) -> str:
     """The cell's source as Python: unchanged if it compiles, else without magics and shell escapes."""
     try:
-        compile(source, "<cell>", "exec")
+        compile(source, "<cell>", "exec", dont_inherit=True)
         return source
     except SyntaxError:
         pass
@@ -147,7 +147,8 @@ def exec_cells(cells: list[Cell], prelude: dict[str, Any], module_name: str = "s
             on_cell(cell)
         filename = f"<cell {cell.index}>"
         try:
-            code = compile(prepare_source(cell.source), filename, "exec")
+            # dont_inherit: a cell sees only its own __future__ imports, as in a Jupyter kernel (not this module's)
+            code = compile(prepare_source(cell.source), filename, "exec", dont_inherit=True)
             exec(code, module.__dict__)
         except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in a cell are reported too
             problems.append(f"cell {cell.index} (`{cell.first_line()}`) raised {_summary(e, filename)}")

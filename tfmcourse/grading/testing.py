@@ -45,7 +45,7 @@ def reference_source(chapter: str) -> str:
             names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
             own = target in ch.modules
             lines[node.lineno - 1:node.end_lineno] = [] if own else [f"from {target} import {names}\n"]
-        cells.append("".join(lines).replace("from __future__ import annotations\n", ""))
+        cells.append("".join(lines))  # its own `from __future__ import annotations` stays: cells compile alone
     return "\n# %%\n".join(cells)
 
 
@@ -291,26 +291,42 @@ def grade_capstone_in_process(folder: str | Path, select: str | list[str] | None
     return result
 
 
-def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p") -> list[dict]:
-    """:func:`mutant_stats` for the capstone. A mutant of the capstone's own answer only (untagged cells) can fail
-    only the tests that call it (``-k answer_tests``): it is graded on those, in-process like any chapter's, and the
-    others count as passed. A mutant of an earlier chapter's piece is a folder built under ``folder`` and graded with
-    the whole suite (:func:`grade_capstone_in_process`)."""
+def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p", first: str | None = None) -> list[dict]:
+    """:func:`mutant_stats` for the capstone.
+
+    A mutant of the capstone's own answer (untagged cells) can fail only the tests that call it (``-k
+    answer_tests``): it is graded on those in-process, with the known-mistake diagnosis, and the other tests count
+    as passed. A mutant of an earlier chapter's piece is a folder built under ``folder``, graded with the whole suite
+    (:func:`grade_capstone_in_process`); the diagnosis cannot replay it (its pieces are installed into tfmcourse),
+    so for it ``diagnosed`` means that every failing test's reason names the chapter of the broken piece.
+    ``first``: a ``-k`` selection tried first; the rest of the suite runs only if the mutant loses nothing there
+    (a quick "does every mutant lose points" check; ``failed`` is then a lower bound).
+    """
     from .impl import LocalImpl
     from .notebook import exec_cells, split_cells
     from .runner import run_suite, suite_points
 
     points = suite_points(interfaces.CAPSTONE.id)
+    total = sum(points.values())
     rows = []
     for path in mutant_files(interfaces.CAPSTONE.id):
-        if set(capstone_mutant_cells(path)) == {interfaces.CAPSTONE.id}:
+        chapters = set(capstone_mutant_cells(path))
+        if chapters == {interfaces.CAPSTONE.id}:
             module, _ = exec_cells(split_cells(mutant_source(path)), {}, module_name=f"mutant_ch08_{path.stem}")
-            r = run_suite(interfaces.CAPSTONE.id, lambda ch, ns=module.__dict__: LocalImpl(ns, ch), select=answer_tests)
+            r = run_suite(interfaces.CAPSTONE.id, lambda ch, ns=module.__dict__: LocalImpl(ns, ch),
+                          select=answer_tests, diagnose=True)
+            failing = [t for t in r["tests"] if t["outcome"] != "passed"]
+            diagnosed = names_mutant(r.get("diagnosis", []), path.stem)
         else:
-            r = grade_capstone_in_process(capstone_folder(Path(folder) / path.stem, mutant=path))
-        failed = [t["id"] for t in r["tests"] if t["outcome"] != "passed"]
-        doc = path.read_text().splitlines()[0].strip('"')
-        total = sum(points.values())
-        rows.append({"mutant": path.stem, "doc": doc, "score": total - sum(points.get(t, 0.0) for t in failed),
-                     "max_score": total, "failed": failed})
+            built = capstone_folder(Path(folder) / path.stem, mutant=path)
+            r = grade_capstone_in_process(built, select=first)
+            if first and r["score"] >= r["max_score"]:
+                r = grade_capstone_in_process(built, select=f"not ({first})")
+            failing = [t for t in r["tests"] if t["outcome"] != "passed"]
+            named = [f"chapter {int(c[2:])}" for c in sorted(chapters - {interfaces.CAPSTONE.id})]
+            diagnosed = bool(failing) and all(any(n in t["reason"] for n in named) for t in failing)
+        failed = [t["id"] for t in failing]
+        rows.append({"mutant": path.stem, "doc": path.read_text().splitlines()[0].strip('"'),
+                     "score": total - sum(points.get(t, 0.0) for t in failed), "max_score": total, "failed": failed,
+                     "diagnosed": diagnosed, "reasons": {t["id"]: t["reason"] for t in failing}})
     return rows
