@@ -3,6 +3,7 @@
 
     .venv/bin/python tools/mutant_stats.py ch03 [ch04 ...]      # default: every chapter with a suite
     .venv/bin/python tools/mutant_stats.py ch03 -v              # also list the failing tests
+    .venv/bin/python tools/mutant_stats.py ch08                 # the capstone (not in the default list)
 
 Prints, per mutant, its score and the number of failing tests; per chapter the median and maximum.
 """
@@ -11,9 +12,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 
 from tfmcourse.grading.testing import MUTANT_TABLE as TABLE
-from tfmcourse.grading.testing import chapters_with_suites, mutant_stats, mutant_table, stats_row
+from tfmcourse.grading.interfaces import get_chapter
+from tfmcourse.grading.testing import (capstone_mutant_stats, chapters_with_suites, mutant_stats, mutant_table,
+                                       stats_row)
+
+
+def _capstone_rows() -> list[dict]:
+    """The capstone's mutants are folders of notebooks (see capstone_mutant_stats)."""
+    with tempfile.TemporaryDirectory(prefix="tfm-capstone-mutants-") as folder:
+        return capstone_mutant_stats(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     summary = {}
     for ch in a.chapters or chapters_with_suites():
-        rows = mutant_stats(ch)
+        rows = _capstone_rows() if get_chapter(ch).capstone else mutant_stats(ch)
         counts = [len(r["failed"]) for r in rows]
         for r in rows:
             flag = "  FULL MARKS" if r["score"] >= r["max_score"] else ""

@@ -254,16 +254,17 @@ def cache_problem(outputs: list, seq: torch.Tensor, prompt: int, vocab_size: int
              for o, n in zip(outputs[1:], [prompt] + [1] * (T - prompt))]
     stepped = torch.cat(parts, dim=1)
     diff = (stepped.double() - full.double()).abs().amax(dim=(0, 2))  # (T,)
-    if bool((diff > 1e-8).any()):
-        t = int((diff > 1e-8).nonzero()[0])
-        when = (f"at cached step {t - prompt + 1}" if t >= prompt else
-                "in the prompt, the first call on an empty cache (a model that looks at later tokens cannot be cached: "
-                "see the causal test)")
-        return (f"logits through the KV cache differ from one full pass by up to {float(diff.max()):.2e}, first at "
-                f"position {t}, {when}: check KVCache and the cache path of MultiHeadAttention (chapter 4), that "
-                f"EncoderBlock passes cache on (chapter 5) and that positions continue after the cached tokens "
-                f"(LearnedPositionalEmbedding's offset, chapter 1)")
-    return None
+    if not bool((diff > 1e-8).any()):
+        return None
+    t = int((diff > 1e-8).nonzero()[0])
+    what = f"logits through the KV cache differ from a full pass by up to {float(diff.max()):.2e} from position {t} on"
+    if t < prompt:
+        return (f"{what}, in the prompt (the first call, on an empty cache): the logits of the first tokens depend on "
+                f"later ones, and a model that looks ahead cannot be cached; see the causal test: is_causal in "
+                f"EncoderBlock (chapter 5) -> MultiHeadAttention (chapter 4), and no norm mixing positions (chapter 2)")
+    return (f"{what} (cached step {t - prompt + 1}): check KVCache and the cache path of MultiHeadAttention "
+            f"(chapter 4), that EncoderBlock passes cache on (chapter 5) and that positions continue after the cached "
+            f"tokens (LearnedPositionalEmbedding's offset, chapter 1)")
 
 
 @dataclass(frozen=True)
@@ -476,8 +477,7 @@ def test_gpt_is_causal(impl):
 
 @pytest.mark.points(2)
 def test_gpt_kv_cache(impl):
-    """Logits through the KV cache (a prompt, then one token at a time) equal one full pass; greedy generation with
-    and without the cache gives the same tokens."""
+    """Logits through the KV cache (a prompt, then one token at a time) equal a full pass; so does greedy generation."""
     seq, prompt = tokens(2, 20, seed=2), 6
     n_new = GPT_SIZE["block_size"] - prompt
     calls = cache_calls(seq, prompt, GPT_SIZE["n_layers"])
@@ -513,8 +513,7 @@ def test_gpt_llama_recipe(impl):
 
 @pytest.mark.points(3)
 def test_gpt_trains(impl):
-    """A CPU-sized GPT built from your pieces, trained with AdamW over your param_groups and your warmup_cosine_lr on
-    the standard library's source, reaches a validation loss below a bigram model's (it uses context)."""
+    """Your GPT, trained here with your param_groups and warmup_cosine_lr, beats a bigram model's validation loss."""
     task = text_task()
     V = task.info["vocab_size"]
     objects = gpt_config(V)
@@ -536,8 +535,7 @@ def test_gpt_trains(impl):
 
 @pytest.mark.points(3)
 def test_vit_trains(impl):
-    """A CPU-sized ViT built from your pieces, trained the same way on the 8x8 digits, classifies at least 90 % of
-    the held-out test images correctly."""
+    """Your ViT, trained the same way on the 8x8 digits, classifies at least 90 % of the held-out test images."""
     task = digits_task()
     objects = {"cfg": obj_spec("ViTConfig", **VIT_SIZE)}
     result = train_in_impl(impl, "ViT", objects, task, VIT_TRAIN, VIT_PIECES)
@@ -548,5 +546,5 @@ def test_vit_trains(impl):
     accuracy = float((logits.argmax(-1) == task.val_y).double().mean())
     assert accuracy >= MIN_ACCURACY, \
         (f"test accuracy {accuracy:.1%} is below {MIN_ACCURACY:.0%}; {training_hint(result, VIT_TRAIN)}: check ViT "
-         f"and PatchEmbedding (chapter 7: the blocks' output feeds the final norm, forward_head pools the CLS token) "
-         f"and param_groups (chapter 6)")
+         f"and PatchEmbedding (chapter 7: the blocks' output feeds the final norm, forward_head pools the CLS token), "
+         f"the blocks (EncoderBlock, chapter 5) and param_groups (chapter 6)")
