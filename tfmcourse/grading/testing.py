@@ -291,7 +291,7 @@ def grade_capstone_in_process(folder: str | Path, select: str | list[str] | None
     return result
 
 
-def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p", first: str | None = None) -> list[dict]:
+def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p", steps: tuple[str, ...] = ()) -> list[dict]:
     """:func:`mutant_stats` for the capstone.
 
     A mutant of the capstone's own answer (untagged cells) can fail only the tests that call it (``-k
@@ -299,8 +299,8 @@ def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p", first
     as passed. A mutant of an earlier chapter's piece is a folder built under ``folder``, graded with the whole suite
     (:func:`grade_capstone_in_process`); the diagnosis cannot replay it (its pieces are installed into tfmcourse),
     so for it ``diagnosed`` means that every failing test's reason names the chapter of the broken piece.
-    ``first``: a ``-k`` selection tried first; the rest of the suite runs only if the mutant loses nothing there
-    (a quick "does every mutant lose points" check; ``failed`` is then a lower bound).
+    ``steps``: ``-k`` selections tried in order until the mutant loses points, for a quick "does every mutant lose
+    points" check (cheap tests first, then one training at a time); ``failed`` is then a lower bound.
     """
     from .impl import LocalImpl
     from .notebook import exec_cells, split_cells
@@ -319,9 +319,10 @@ def capstone_mutant_stats(folder: str | Path, answer_tests: str = "top_p", first
             diagnosed = names_mutant(r.get("diagnosis", []), path.stem)
         else:
             built = capstone_folder(Path(folder) / path.stem, mutant=path)
-            r = grade_capstone_in_process(built, select=first)
-            if first and r["score"] >= r["max_score"]:
-                r = grade_capstone_in_process(built, select=f"not ({first})")
+            for select in steps or (None,):
+                r = grade_capstone_in_process(built, select=select)
+                if r["score"] < r["max_score"]:
+                    break
             failing = [t for t in r["tests"] if t["outcome"] != "passed"]
             named = [f"chapter {int(c[2:])}" for c in sorted(chapters - {interfaces.CAPSTONE.id})]
             diagnosed = bool(failing) and all(any(n in t["reason"] for n in named) for t in failing)
