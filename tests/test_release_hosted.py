@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_nbgrader_roundtrip import CONFIG, _nbgrader
 from test_release import borrowed_venv
 
 from tfmcourse.exercises import REPO_DIR
@@ -63,16 +64,6 @@ def test_bootstrap_installs_the_course_package_on_colab_only(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
 
 
-CONFIG = """
-c = get_config()
-c.CourseDirectory.course_id = "tfmcourse"
-c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-c.CourseDirectory.root = "{root}"
-c.Exchange.root = "{root}/exchange"
-c.ExecutePreprocessor.timeout = 300
-"""
-
-
 def test_nbgrader_grades_a_released_notebook_with_the_bootstrap_cell(tmp_path):
     slug = "ch03_qkv"
     rel = build_release(tmp_path / "course", book_html=None, package_url="https://example.org/tfmcourse.whl").path
@@ -81,14 +72,10 @@ def test_nbgrader_grades_a_released_notebook_with_the_bootstrap_cell(tmp_path):
     (root / "source" / slug).mkdir(parents=True)
     (root / "nbgrader_config.py").write_text(CONFIG.format(root=root))
     shutil.copy2(solution, root / "source" / slug / solution.name)
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
 
     def nbgrader(*args):
-        r = subprocess.run([str(Path(bindir) / "nbgrader"), *args], cwd=root, env=env, capture_output=True,
-                           text=True, timeout=900)
+        r = _nbgrader(root, *args)
         assert r.returncode == 0, r.stderr[-3000:]
-        return r
 
     nbgrader("generate_assignment", slug, "--force")
     released = read_notebook(rel / "exercises" / solution.name)

@@ -264,5 +264,6 @@ def read_notebook(path: Path) -> dict[str, Any]:
 
 
 def write_notebook(nb: dict[str, Any], path: Path) -> None:
-    """Same layout as ``tfmcourse.exercises.normalise`` (sorted keys, one-space indent)."""
-    Path(path).write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    """In the layout of the committed notebooks (:func:`tfmcourse.exercises.normalise`)."""
+    from .exercises import normalise
+    Path(path).write_text(normalise(json.dumps(nb)), encoding="utf-8")
