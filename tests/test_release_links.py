@@ -9,6 +9,7 @@ built book and is marked ``book`` (``make test-book`` runs it after the build).
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,7 @@ from tfmcourse.release import BOOK_HTML, build_release
 from tfmcourse.release_notebooks import BookLinks, book_anchors, check_links
 
 BOOK_URL = "https://course.example.org/tfmcourse/"
-HTML = BOOK_HTML if "TFMCOURSE_BOOK_HTML" not in os.environ else __import__("pathlib").Path(
-    os.environ["TFMCOURSE_BOOK_HTML"])
+HTML = Path(os.environ.get("TFMCOURSE_BOOK_HTML", BOOK_HTML))  # as in test_book_browser.py
 REQUIRE = os.environ.get("TFMCOURSE_REQUIRE_BROWSER", "") not in ("", "0")  # set by `make test-book`
 
 
