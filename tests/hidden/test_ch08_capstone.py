@@ -51,7 +51,7 @@ REQUIREMENTS: list[tuple[str, list[str]]] = [
     ("the most likely token is always kept", ["test_top_p_keeps_most_likely"]),
     ("top_p=1.0 keeps every token", ["test_top_p_one_keeps_all"]),
     ("logits (..., V) -> (..., V): any leading axes, each row filtered on its own", ["test_top_p_leading_axes"]),
-    ("the output has the input's dtype (float32, float64, bfloat16)", ["test_top_p_dtypes"]),
+    ("the output has the input's dtype (float64 and bfloat16 checked)", ["test_top_p_dtypes"]),
     ("ValueError unless 0 < top_p <= 1 (valid values are accepted)", ["test_top_p_rejects_invalid"]),
     (("the GPT built from your pieces gives logits (B, T, vocab_size) and is causal: changing later tokens changes "
       "no earlier logits"), ["test_gpt_is_causal"]),
@@ -75,11 +75,11 @@ GPT_TRAIN = dict(steps=400, batch_size=16, lr=3e-3, weight_decay=0.1, warmup_ste
 VAL_WINDOWS = 256
 # The threshold is the validation loss of a bigram model counted on the training text (about 2.22 nats/char; the
 # notebook's check, 3/4 of the unigram entropy, is 2.35, which a GPT without attention also reaches). The reference
-# GPT reaches about 1.96.
+# GPT reaches about 1.97.
 VIT_SIZE = dict(image_size=8, patch_size=4, in_chans=1, n_classes=10, d_model=64, n_layers=2, n_heads=4, d_ff=128,
                 dropout=0.0, pool="cls")
 VIT_TRAIN = dict(steps=300, batch_size=64, lr=5e-3, weight_decay=0.05, warmup_steps=30)
-MIN_ACCURACY = 0.9  # the notebook's check; the reference reaches about 0.95
+MIN_ACCURACY = 0.9  # the notebook's check; the reference reaches about 0.97
 TRAIN_TIMEOUT_S = 60.0  # per training request (the grader's default is 10 s per request)
 
 GPT_PIECES = ("TokenEmbedding and LearnedPositionalEmbedding (chapter 1), LayerNorm (chapter 2), MultiHeadAttention "
