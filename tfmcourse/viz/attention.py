@@ -49,19 +49,21 @@ def plot_attention(weights: Tensor, *, x_labels: Sequence[str] | None = None, y_
     n = w.size(0)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows), squeeze=False)
+    # Each panel is ``cell`` wide; the extra height holds its title and the key labels below it, so that
+    # the heatmap itself stays about as wide as the cell allows.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.3) * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
             continue
         ax.imshow(w[i].numpy(), cmap=cmap, vmin=0.0, vmax=1.0)
-        ax.set_title(titles[i] if titles else (f"head {i}" if n > 1 else "attention"), fontsize=9)
+        ax.set_title(titles[i] if titles else (f"head {i}" if n > 1 else "attention"))
         for setter, labels in ((ax.set_xticks, x_labels), (ax.set_yticks, y_labels)):
             if labels is not None:
-                setter(range(len(labels)), labels, fontsize=7)
+                setter(range(len(labels)), labels)
             else:
                 setter([])
-        ax.set_xlabel("key", fontsize=8)
-        ax.set_ylabel("query", fontsize=8)
+        ax.set_xlabel("key")
+        ax.set_ylabel("query")
     fig.tight_layout()
     return fig

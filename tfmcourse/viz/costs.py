@@ -174,9 +174,9 @@ def plot_scaling(x: Sequence[float], series: Mapping[str, Sequence[float]], *, x
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -187,22 +187,25 @@ def plot_flops_vs_seq_len(d_model: int = 768, d_ff: int | None = None, *, seq_le
     seq_lens = list(seq_lens or [2 ** k for k in range(6, 17)])
     parts = {c: [layer_flops(T, d_model, d_ff, swiglu=swiglu)[c] for T in seq_lens] for c in COMPONENTS}
     cross = crossover_seq_len(d_model, d_ff, swiglu=swiglu)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.0))
     quad = [a + b for a, b in zip(parts[COMPONENTS[1]], parts[COMPONENTS[2]])]
-    ax1.plot(seq_lens, parts[COMPONENTS[0]], label=COMPONENTS[0] + " (∝ T)", color=_COLOURS[COMPONENTS[0]], lw=2)
+    ax1.plot(seq_lens, parts[COMPONENTS[0]], label="projections (∝ T)", color=_COLOURS[COMPONENTS[0]], lw=2)
     ax1.plot(seq_lens, parts[COMPONENTS[3]], label=COMPONENTS[3] + " (∝ T)", color=_COLOURS[COMPONENTS[3]], lw=2)
     ax1.plot(seq_lens, quad, label="QKᵀ + AV (∝ T²)", color=_COLOURS[COMPONENTS[2]], lw=2)
-    top = max(quad)
-    for name, T in cross.items():
+    for T in cross.values():
         ax1.axvline(T, color="grey", lw=0.8, ls=":")
-        ax1.text(T * 1.05, top, f"{name}\nT={T:,.0f}", fontsize=7, rotation=90, va="top", ha="left",
-                 color="dimgrey")
+    # The crossovers are close together on a log axis: listed in one box (where the curves are not)
+    # instead of a label on each dotted line.
+    listed = "\n".join(f"{name}: {T:,.0f}" for name, T in cross.items())
+    ax1.text(0.97, 0.04, "QKᵀ + AV equal (dotted, T):\n" + listed,
+             transform=ax1.transAxes, ha="right", va="bottom", multialignment="left", color="dimgrey",
+             bbox=dict(facecolor="white", edgecolor="0.8", boxstyle="round,pad=0.3"))
     ax1.set_xscale("log", base=2)
     ax1.set_yscale("log")
     ax1.set_xlabel("sequence length T")
     ax1.set_ylabel("forward FLOPs per layer")
-    ax1.set_title(f"d_model = {d_model}: linear vs quadratic terms", fontsize=10)
-    ax1.legend(fontsize=7)
+    ax1.set_title(f"d_model = {d_model}: linear vs quadratic terms")
+    ax1.legend(loc="upper left")
     ax1.grid(alpha=0.3)
     total = [sum(parts[c][i] for c in COMPONENTS) for i in range(len(seq_lens))]
     shares = [[parts[c][i] / total[i] for i in range(len(seq_lens))] for c in COMPONENTS]
@@ -212,8 +215,8 @@ def plot_flops_vs_seq_len(d_model: int = 768, d_ff: int | None = None, *, seq_le
     ax2.set_xlim(seq_lens[0], seq_lens[-1])
     ax2.set_xlabel("sequence length T")
     ax2.set_ylabel("share of the layer's FLOPs")
-    ax2.set_title("where the compute goes", fontsize=10)
-    ax2.legend(fontsize=7, loc="lower left")
+    ax2.set_title("where the compute goes")
+    ax2.legend(loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -236,14 +239,14 @@ def plot_flop_shares(T: int, models: Mapping[str, dict], *, ax=None):
             share = f[c] / total
             ax.barh(row, share, left=left, color=_COLOURS[c], label=c if row == 0 else None)
             if share > 0.07:
-                ax.text(left + share / 2, row, f"{100 * share:.0f}%", ha="center", va="center", fontsize=9,
+                ax.text(left + share / 2, row, f"{100 * share:.0f}%", ha="center", va="center",
                         color="white")
             left += share
-    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of one layer's forward FLOPs", fontsize=9)
-    ax.set_title(f"T = {T:,} tokens", fontsize=11)
-    ax.legend(fontsize=8.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_xlabel("share of one layer's forward FLOPs")
+    ax.set_title(f"T = {T:,} tokens")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig

@@ -21,21 +21,21 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 def plot_activations(lo: float = -4.0, hi: float = 4.0):
     """Three panels: the activations, their derivatives, and SwiGLU's gate ``silu(a) * b``."""
     x = torch.linspace(lo, hi, 401, requires_grad=True)
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.5))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(10.2, 3.6))
     styles = ["-", "-", ":", "--"]
     for (name, f), ls in zip(ACTIVATIONS.items(), styles):
         y = f(x)
         (g,) = torch.autograd.grad(y.sum(), x)
         ax1.plot(x.detach().numpy(), y.detach().numpy(), ls, label=name, lw=1.8)
         ax2.plot(x.detach().numpy(), g.numpy(), ls, label=name, lw=1.8)
-    ax1.set_title("activation f(x)", fontsize=10)
-    ax2.set_title("slope f′(x): the gradient it lets through", fontsize=10)
+    ax1.set_title("activation f(x)")
+    ax2.set_title("slope f′(x):\nthe gradient it lets through")
     for ax in (ax1, ax2):
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=7)
+    ax1.legend(loc="upper left", handlelength=1.6)
     ax1.set_ylim(-1, hi)
     a = torch.linspace(lo, hi, 201)
     gate = F.silu(a)[:, None] * a[None, :]  # rows: gate input a, columns: up input b
@@ -44,7 +44,7 @@ def plot_activations(lo: float = -4.0, hi: float = 4.0):
                     aspect="auto")
     ax3.set_xlabel("b = x·W_up")
     ax3.set_ylabel("a = x·W_gate")
-    ax3.set_title("SwiGLU unit: silu(a) · b", fontsize=10)
+    ax3.set_title("SwiGLU unit:\nsilu(a) · b")
     fig.colorbar(im, ax=ax3, fraction=0.046)
     fig.tight_layout()
     return fig
@@ -75,12 +75,12 @@ def plot_token_influence(maps: Mapping[str, Tensor], *, cell: float = 3.0):
     for ax, (name, m) in zip(axes[0], maps.items()):
         m = m.detach().float()
         ax.imshow((m / m.amax(dim=1, keepdim=True).clamp_min(1e-12)).numpy(), cmap="magma", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("input token s", fontsize=8)
-        ax.set_ylabel("output token t", fontsize=8)
+        ax.set_title(name)
+        ax.set_xlabel("input token s")
+        ax.set_ylabel("output token t")
         ticks = range(m.size(0))
-        ax.set_xticks(ticks, [str(i) for i in ticks], fontsize=7)
-        ax.set_yticks(ticks, [str(i) for i in ticks], fontsize=7)
+        ax.set_xticks(ticks, [str(i) for i in ticks])
+        ax.set_yticks(ticks, [str(i) for i in ticks])
     fig.tight_layout()
     return fig
 
@@ -92,7 +92,7 @@ def plot_ablation(losses: Mapping[str, Sequence[float]], acc_steps: Sequence[int
 
     ``baselines`` maps a label to an accuracy drawn as a dotted reference line (e.g. guessing).
     """
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.6, 3.8))
     for name, ls in losses.items():
         t = torch.tensor(ls, dtype=torch.float64)
         k = max(1, min(smooth, len(ls)))
@@ -102,16 +102,16 @@ def plot_ablation(losses: Mapping[str, Sequence[float]], acc_steps: Sequence[int
         ax2.axhline(acc, color=colour, ls=":", lw=1, label=label)
     ax1.set_xlabel("training step")
     ax1.set_ylabel("cross-entropy (moving average)")
-    ax1.set_title("training loss", fontsize=10)
-    ax1.legend(fontsize=8)
+    ax1.set_title("training loss")
+    ax1.legend()
     ax1.grid(alpha=0.3)
     for name, acc in accuracies.items():
         ax2.plot(acc_steps, acc, marker="o", ms=3, label=name, lw=1.8)
     ax2.set_ylim(0, 1.02)
     ax2.set_xlabel("training step")
     ax2.set_ylabel("accuracy on held-out sequences")
-    ax2.set_title("accuracy", fontsize=10)
-    ax2.legend(fontsize=8)
+    ax2.set_title("accuracy")
+    ax2.legend()
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig

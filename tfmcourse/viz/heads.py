@@ -15,14 +15,16 @@ _HEAD_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860
 
 def _cell(ax, x: float, y: float, colour: str, text: str, alpha: float) -> None:
     ax.add_patch(Rectangle((x, y), 1, 1, facecolor=colour, alpha=alpha, edgecolor="white", lw=1.5))
-    ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=7)
+    ax.text(x + 0.5, y + 0.5, text, ha="center", va="center")
 
 
-def plot_head_split(T: int = 3, d_model: int = 8, n_heads: int = 2):
+def plot_head_split(T: int = 3, d_model: int = 8, n_heads: int = 2, *, cell: float = 0.42):
     """Draw ``q.view(B, T, nh, hs).transpose(1, 2)`` for one sequence: ``(T, C)`` -> ``(nh, T, hs)``.
 
     Cells are labelled with their channel ``c``; rows are tokens (shaded by token), colours are heads.
-    Returns the figure.
+    The ``(T, C)`` matrix and its ``view`` are stacked on the left, the transposed ``(nh, T, hs)`` on
+    the right, all with cells ``cell`` inches wide (so the figure stays narrow enough for the book's
+    column with its text at the book's sizes). Returns the figure.
     """
     if d_model % n_heads:
         raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -30,47 +32,54 @@ def plot_head_split(T: int = 3, d_model: int = 8, n_heads: int = 2):
     colours = [_HEAD_COLOURS[h % len(_HEAD_COLOURS)] for h in range(n_heads)]
     alphas = [0.95 - 0.5 * t / max(T - 1, 1) for t in range(T)]
     gap = 1.2
-    w_left = d_model
     w_mid = d_model + gap * (n_heads - 1)
-    w_right = hs
-    fig, axes = plt.subplots(1, 3, figsize=(3.0 + 0.55 * (w_left + w_mid + w_right), 1.2 + 0.5 * T * n_heads / 2 + 0.6),
-                             gridspec_kw={"width_ratios": [w_left, w_mid, w_right + 1.5]})
-    ax0, ax1, ax2 = axes
+    rows = n_heads * T + (n_heads - 1) * gap
+    # Panel extents in cell units (x from -1.2 leaves room for the t0, t1, ... row labels).
+    left_x, top_y, mid_y = (-1.2, w_mid), (-0.2, T + 0.9), (-0.2, T + 0.2)  # top: room for "head h"
+    right_x, right_y = (-1.2, hs + 2.4), (-0.2, rows + 0.4)
+    title_in, margin_in, col_gap_in = 0.5, 0.1, 0.45  # room for titles (two lines on the right)
+    left_w = cell * (left_x[1] - left_x[0])
+    top_h, mid_h = cell * (top_y[1] - top_y[0]), cell * (mid_y[1] - mid_y[0])
+    right_w, right_h = cell * (right_x[1] - right_x[0]), cell * (right_y[1] - right_y[0])
+    fig_w = 2 * margin_in + left_w + col_gap_in + right_w
+    fig_h = 2 * margin_in + max(top_h + mid_h + 2 * title_in, right_h + 1.5 * title_in)
+
+    def panel(x0: float, top: float, w: float, h: float, xlim, ylim):  # inches from the left / top
+        ax = fig.add_axes((x0 / fig_w, 1 - (top + h) / fig_h, w / fig_w, h / fig_h))
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        return ax
+
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    ax0 = panel(margin_in, margin_in + title_in, left_w, top_h, left_x, top_y)
+    ax1 = panel(margin_in, margin_in + 2 * title_in + top_h, left_w, mid_h, left_x, mid_y)
+    ax2 = panel(margin_in + left_w + col_gap_in, margin_in + 1.5 * title_in, right_w, right_h, right_x, right_y)
     # 1. (T, C): one row per token, the heads' channels side by side
     for t in range(T):
         for c in range(d_model):
             _cell(ax0, c, T - 1 - t, colours[c // hs], str(c), alphas[t])
-        ax0.text(-0.3, T - 1 - t + 0.5, f"t{t}", ha="right", va="center", fontsize=8)
+        ax0.text(-0.3, T - 1 - t + 0.5, f"t{t}", ha="right", va="center")
     for h in range(n_heads):
-        ax0.text(h * hs + hs / 2, T + 0.15, f"head {h}", ha="center", va="bottom", fontsize=8, color=colours[h])
-    ax0.set_title(f"q = x W_Q   (T, C) = ({T}, {d_model})", fontsize=9, pad=16)
-    ax0.set_xlim(-1.2, d_model)
-    ax0.set_ylim(-0.2, T + 0.9)
+        ax0.text(h * hs + hs / 2, T + 0.15, f"head {h}", ha="center", va="bottom", color=colours[h])
+    ax0.set_title(f"q = x W_Q:  (T, C) = ({T}, {d_model})", pad=16)
     # 2. view (T, nh, hs): the same memory, the C axis cut into nh groups of hs
     for t in range(T):
         for h in range(n_heads):
             for j in range(hs):
                 _cell(ax1, h * (hs + gap) + j, T - 1 - t, colours[h], str(h * hs + j), alphas[t])
-        ax1.text(-0.3, T - 1 - t + 0.5, f"t{t}", ha="right", va="center", fontsize=8)
-    ax1.set_title(f".view(B, T, nh, hs)   ({T}, {n_heads}, {hs})", fontsize=9, pad=16)
-    ax1.set_xlim(-1.2, w_mid)
-    ax1.set_ylim(-0.2, T + 0.9)
+        ax1.text(-0.3, T - 1 - t + 0.5, f"t{t}", ha="right", va="center")
+    ax1.set_title(f".view(B, T, nh, hs):  (T, nh, hs) = ({T}, {n_heads}, {hs})", pad=6)
     # 3. transpose -> (nh, T, hs): each head owns a little (T, hs) matrix
-    rows = n_heads * T + (n_heads - 1) * gap
     for h in range(n_heads):
         top = rows - h * (T + gap)
         for t in range(T):
             for j in range(hs):
                 _cell(ax2, j, top - 1 - t, colours[h], str(h * hs + j), alphas[t])
-            ax2.text(-0.3, top - 1 - t + 0.5, f"t{t}", ha="right", va="center", fontsize=7)
-        ax2.text(hs + 0.3, top - T / 2, f"head {h}", ha="left", va="center", fontsize=8, color=colours[h])
-    ax2.set_title(f".transpose(1, 2)   ({n_heads}, {T}, {hs})", fontsize=9, pad=16)
-    ax2.set_xlim(-1.2, hs + 2.2)
-    ax2.set_ylim(-0.2, rows + 0.4)
-    for ax in axes:
-        ax.set_aspect("equal")
-        ax.axis("off")
-    fig.tight_layout()
+            ax2.text(-0.3, top - 1 - t + 0.5, f"t{t}", ha="right", va="center")
+        ax2.text(hs + 0.3, top - T / 2, f"head {h}", ha="left", va="center", color=colours[h])
+    ax2.set_title(f".transpose(1, 2):\n(nh, T, hs) = ({n_heads}, {T}, {hs})", pad=6)
     return fig
 
 
@@ -100,11 +109,10 @@ def plot_offset_profile(profile: Tensor, *, titles: Sequence[str] | None = None,
     fig, axes = plt.subplots(1, nh, figsize=(cell * nh, 2.1), sharey=True, squeeze=False)
     for h, ax in enumerate(axes[0]):
         ax.bar(range(n), profile[h].tolist(), color=_HEAD_COLOURS[h % len(_HEAD_COLOURS)])
-        ax.set_title(titles[h] if titles else f"head {h}", fontsize=9)
-        ax.set_xlabel("keys back (t − s)", fontsize=8)
+        ax.set_title(titles[h] if titles else f"head {h}")
+        ax.set_xlabel("keys back (t − s)")
         ax.set_xticks(range(0, n, max(1, n // 6)))
-        ax.tick_params(labelsize=7)
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("mean weight", fontsize=8)
+    axes[0][0].set_ylabel("mean weight")
     fig.tight_layout()
     return fig

@@ -98,9 +98,9 @@ def plot_grad_norms(curves: Mapping[str, Sequence[float]], *, ax=None, title: st
     if xmax is not None:
         ax.set_xlim(-0.5, xmax - 0.5)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure
 
 
@@ -215,7 +215,7 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]], *, ax=None, smooth: 
     ax.set_ylabel("training loss")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure

@@ -52,7 +52,7 @@ def plot_position_table(table: Tensor, *, ax=None, title: str = "positional enco
     im = ax.imshow(t.numpy(), aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xlabel("dimension $j$")
     ax.set_ylabel("position $p$")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     return ax.figure
 
@@ -67,9 +67,9 @@ def plot_position_curves(table: Tensor, dims: Sequence[int], *, ax=None, title: 
     ax.set_xlabel("position $p$")
     ax.set_ylabel("value")
     ax.set_xlim(0, t.size(0) - 1)
-    ax.legend(fontsize=8, ncol=min(len(dims), 4), loc="lower left")
+    ax.legend(ncol=min(len(dims), 4), loc="lower left")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure
 
 
@@ -82,9 +82,9 @@ def plot_position_similarity(tables: Mapping[str, Tensor], *, cell: float = 2.9)
     for ax, (name, table) in zip(axes[0], tables.items()):
         im = ax.imshow(position_similarity(table).cpu().numpy(), cmap="RdBu_r", vmin=-1, vmax=1,
                        interpolation="nearest")
-        ax.set_title(f"{name}\n(width {table.size(1)})", fontsize=9)
-        ax.set_xlabel("position", fontsize=8)
-        ax.set_ylabel("position", fontsize=8)
+        ax.set_title(f"{name}\n(width {table.size(1)})")
+        ax.set_xlabel("position")
+        ax.set_ylabel("position")
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, pad=0.02, label="cosine similarity")
     return fig
 
@@ -132,6 +132,6 @@ def plot_rotary_pairs(x: Tensor, n_positions: int, *, base: float = 10000.0, cel
         ax.set_ylim(-lim, lim)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"pair {i}: θ = {theta[i]:.3g}", fontsize=9)
+        ax.set_title(f"pair {i}: θ = {theta[i]:.3g}")
     fig.tight_layout()
     return fig

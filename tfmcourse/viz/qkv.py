@@ -60,30 +60,36 @@ def score_statistics(d_ks: Sequence[int], *, n_keys: int = 16, n_queries: int = 
 def plot_score_statistics(stats: Mapping[str, Tensor]):
     """Three panels over ``d_k``: score variance, mean largest weight, mean entropy (raw vs scaled).
 
+    One legend below the panels; the dotted reference lines are labelled where they are drawn.
     Returns the figure.
     """
     d = stats["d_k"].numpy()
     n = int(stats["n_keys"])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
-    raw, scaled = dict(color="C3", marker="o", label=r"$q\cdot k$"), \
-        dict(color="C0", marker="s", label=r"$q\cdot k/\sqrt{d_k}$")
-    axes[0].loglog(d, stats["var_raw"].numpy(), **raw)
-    axes[0].loglog(d, stats["var_scaled"].numpy(), **scaled)
-    axes[0].loglog(d, d, color="0.6", ls=":", label=r"$d_k$")
-    axes[0].set_title("variance of the score", fontsize=10)
-    axes[1].semilogx(d, stats["max_raw"].numpy(), **raw)
-    axes[1].semilogx(d, stats["max_scaled"].numpy(), **scaled)
-    axes[1].axhline(1 / n, color="0.6", ls=":", label=f"uniform (1/{n})")
-    axes[1].set_ylim(0, 1.05)
-    axes[1].set_title("largest attention weight in a row", fontsize=10)
-    axes[2].semilogx(d, stats["entropy_raw"].numpy(), **raw)
-    axes[2].semilogx(d, stats["entropy_scaled"].numpy(), **scaled)
-    axes[2].axhline(float(torch.log(torch.tensor(float(n)))), color="0.6", ls=":", label=f"uniform (ln {n})")
-    axes[2].set_ylim(bottom=0)
-    axes[2].set_title("entropy of a row (nats)", fontsize=10)
-    for ax in axes:
+    fig, (ax_var, ax_max, ax_ent) = plt.subplots(1, 3, figsize=(10.2, 3.7))
+    raw, scaled = dict(color="C3", marker="o", ms=4, label=r"$q\cdot k$ (unscaled)"), \
+        dict(color="C0", marker="s", ms=4, label=r"$q\cdot k/\sqrt{d_k}$ (scaled)")
+    ref = dict(color="0.5", ls=":")
+    ax_var.loglog(d, stats["var_raw"].numpy(), **raw)
+    ax_var.loglog(d, stats["var_scaled"].numpy(), **scaled)
+    ax_var.loglog(d, d, **ref)
+    ax_var.text(d[2], d[2] * 5, "dotted: $d_k$", color="0.4", ha="center", va="bottom")
+    ax_var.set_title("variance of the score")
+    ax_max.semilogx(d, stats["max_raw"].numpy(), **raw)
+    ax_max.semilogx(d, stats["max_scaled"].numpy(), **scaled)
+    ax_max.axhline(1 / n, **ref)
+    ax_max.text(d[-1], 1 / n + 0.03, f"uniform: 1/{n}", color="0.4", ha="right", va="bottom")
+    ax_max.set_ylim(0, 1.05)
+    ax_max.set_title("largest weight in a row")
+    ax_ent.semilogx(d, stats["entropy_raw"].numpy(), **raw)
+    ax_ent.semilogx(d, stats["entropy_scaled"].numpy(), **scaled)
+    uniform = float(torch.log(torch.tensor(float(n))))
+    ax_ent.axhline(uniform, **ref)
+    ax_ent.text(d[-1], uniform * 1.02, f"uniform: ln {n}", color="0.4", ha="right", va="bottom")
+    ax_ent.set_ylim(0, uniform * 1.18)
+    ax_ent.set_title("entropy of a row (nats)")
+    for ax in (ax_var, ax_max, ax_ent):
         ax.set_xlabel("$d_k$")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*ax_var.get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

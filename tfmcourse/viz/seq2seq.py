@@ -171,7 +171,7 @@ def plot_accuracy_by_length(results: Mapping[str, Mapping[int, float]], *, ax=No
     ax.set_ylabel("exact match")
     ax.set_ylim(-0.03, 1.03)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure

@@ -41,9 +41,9 @@ def plot_lr_curves(curves: Mapping[str, Sequence[float]], *, ax=None, title: str
     ax.set_ylabel("learning rate")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure
 
 
@@ -78,18 +78,18 @@ def decay_experiment(grad_stds: Sequence[float], *, steps: int = 500, lr: float 
 def plot_decay_experiment(result: Mapping[str, Tensor], grad_stds: Sequence[float], *, lr: float,
                           weight_decay: float):
     """Mean weight against step, one panel per optimizer, one line per gradient scale. Returns the figure."""
-    fig, axes = plt.subplots(1, len(result), figsize=(5.2 * len(result), 3.3), sharey=True)
+    fig, axes = plt.subplots(1, len(result), figsize=(4.8 * len(result), 3.4), sharey=True)
     for ax, (name, traj) in zip(axes, result.items()):
         steps = torch.arange(traj.size(0))
         for j, s in enumerate(grad_stds):
             ax.plot(steps, traj[:, j], lw=1.6, label=f"gradient std {s:g}")
         ax.plot(steps, (1 - lr * weight_decay) ** steps.double(), "k:", lw=1.2, label=r"$(1 - \eta\lambda)^t$")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name)
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("mean weight (started at 1)")
-    axes[-1].legend(fontsize=8, loc="lower left")
+    axes[-1].legend(loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -140,7 +140,7 @@ def plot_history(runs: Mapping[str, Sequence[Mapping[str, Any]]], *, key: str = 
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(ylabel or key.replace("_", " "))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc=legend_loc)
+    ax.legend(loc=legend_loc)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax.figure

@@ -77,31 +77,35 @@ def plot_patch_grid(image: Tensor, patch_size: int, *, ax=None, numbers: bool = 
         for i in range(h):
             for j in range(w):
                 ax.text((j + 0.5) * patch_size, (i + 0.5) * patch_size, str(i * w + j), color=colour,
-                        ha="center", va="center", fontsize=9 if h * w <= 16 else 7, fontweight="bold")
+                        ha="center", va="center", fontweight="bold")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title if title is not None else f"{h} x {w} = {h * w} patches of {patch_size} x {patch_size}",
-                 fontsize=9)
+    ax.set_title(title if title is not None else f"{h} x {w} = {h * w} patches of {patch_size} x {patch_size}")
     return fig
 
 
-def plot_patch_sequence(image: Tensor, patch_size: int, *, max_patches: int = 16):
-    """The first ``max_patches`` patches of ``patchify(image)``, side by side as a token sequence."""
+def plot_patch_sequence(image: Tensor, patch_size: int, *, max_patches: int = 16, per_row: int = 8):
+    """The first ``max_patches`` patches of ``patchify(image)`` in sequence order, ``per_row`` to a row."""
     img = torch.as_tensor(image).detach().float().cpu()
     img = img[None] if img.dim() == 2 else img  # (C, H, W)
     C = img.size(0)
     patches = patchify(img[None], patch_size)[0]  # (N, C*P*P)
     n = min(max_patches, patches.size(0))
-    fig, axes = plt.subplots(1, n, figsize=(0.75 * n, 1.15), squeeze=False)
-    for i, ax in enumerate(axes[0]):
+    ncols = min(n, per_row)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.75 * ncols, 1.0 * nrows + 0.4), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)  # a last row that is not full
+    for i, ax in enumerate(axes.flat[:n]):
         p, cmap = image_for_display(patches[i].view(C, patch_size, patch_size))
         ax.imshow(p, cmap=cmap, vmin=float(img.min()) if cmap else None, vmax=float(img.max()) if cmap else None,
                   interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(str(i), fontsize=8)
+        ax.set_title(str(i))
     suffix = f" (first {n} of {patches.size(0)})" if n < patches.size(0) else ""
-    fig.suptitle(f"the image as a sequence of patch tokens{suffix}", fontsize=9, y=1.08)
+    fig.suptitle(f"the image as a sequence of patch tokens{suffix}")
     return fig
 
 
@@ -164,7 +168,7 @@ def plot_attention_overlay(images: Tensor, attn: Tensor, *, titles: Sequence[str
             continue
         draw_overlay(ax, imgs[i], attn[i], alpha=alpha)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i])
     fig.tight_layout()
     return fig
 
@@ -214,10 +218,10 @@ def plot_position_similarity(sim: Tensor, *, cell: float = 1.15, cmap: str = "Rd
             ax.set_xticks([])
             ax.set_yticks([])
             if i == h - 1:
-                ax.set_xlabel(str(j), fontsize=8)
+                ax.set_xlabel(str(j))
             if j == 0:
-                ax.set_ylabel(str(i), fontsize=8)
-    fig.supxlabel("patch column", fontsize=9)
-    fig.supylabel("patch row", fontsize=9)
+                ax.set_ylabel(str(i))
+    fig.supxlabel("patch column")
+    fig.supylabel("patch row")
     fig.colorbar(im, ax=axes, fraction=0.035, pad=0.04, label="cosine similarity")
     return fig

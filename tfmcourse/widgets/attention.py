@@ -32,8 +32,8 @@ def scaling_frames(dims: Sequence[int], *, T: int = 8, seed: int = 0, dpi: int =
         titles = [f"softmax(q·k)\nmean entropy {attention_entropy(raw).mean():.2f} nats",
                   f"softmax(q·k / √d_k)\nmean entropy {attention_entropy(scaled).mean():.2f} nats"]
         fig = plot_attention(torch.stack([raw, scaled]), titles=titles, ncols=2, cell=3.0)
-        fig.suptitle(f"d_k = {d_k}   (uniform attention has entropy ln {T} = {torch.log(torch.tensor(T)):.2f})",
-                     fontsize=10)
+        fig.suptitle(f"d_k = {d_k}   (uniform attention has entropy ln {T} = {torch.log(torch.tensor(T)):.2f})")
+        fig.set_figheight(fig.get_figheight() + 0.35)  # room for the title line
         fig.tight_layout()
         frames.append(fig_to_png(fig, dpi=dpi))
     return frames
@@ -67,10 +67,13 @@ def mask_weights(kind: str, q: torch.Tensor, k: torch.Tensor, lengths: torch.Ten
     return full[:, 0], w[:, 0]
 
 
-def mask_frames(tokens: Sequence[Sequence[str]], *, d_k: int = 16, seed: int = 0, dpi: int = 72) -> list[bytes]:
+def mask_frames(tokens: Sequence[Sequence[str]], *, d_k: int = 16, seed: int = 0, cell: float = 3.6,
+                dpi: int = 96) -> list[bytes]:
     """One PNG per mask kind of :data:`MASK_KINDS`: mask and weights of each sequence in a padded batch.
 
-    ``tokens`` is a batch of token lists of equal length, padding written as ``"<pad>"``.
+    ``tokens`` is a batch of token lists of equal length, padding written as ``"<pad>"``. One row per
+    sequence: its mask, then its weights with every visible weight printed in its cell (at the book's
+    text size, so ``cell`` inches per panel must leave room for them).
     """
     B, T = len(tokens), len(tokens[0])
     lengths = torch.tensor([sum(t != "<pad>" for t in seq) for seq in tokens])
@@ -83,19 +86,19 @@ def mask_frames(tokens: Sequence[Sequence[str]], *, d_k: int = 16, seed: int = 0
         panels, titles, labels = [], [], []
         for b in range(B):
             panels += [mask[b].float(), w[b]]
-            titles += [f"sequence {b}: mask (yellow = may attend)", f"sequence {b}: weights"]
-        fig = plot_attention(torch.stack(panels), titles=titles, ncols=2 * B, cell=2.9,
-                             x_labels=None, y_labels=None)
+            titles += [f"sequence {b}: mask", f"sequence {b}: weights"]
+        fig = plot_attention(torch.stack(panels), titles=titles, ncols=2, cell=cell, x_labels=None, y_labels=None)
         for i, ax in enumerate(fig.axes[: 2 * B]):
             seq = tokens[i // 2]
-            ax.set_xticks(range(T), seq, fontsize=7, rotation=90)
-            ax.set_yticks(range(T), seq, fontsize=7)
+            ax.set_xticks(range(T), seq, rotation=90)
+            ax.set_yticks(range(T), seq)
             for r in range(T):
                 for c in range(T):
                     if i % 2 and w[i // 2, r, c] > 0.005:
                         ax.text(c, r, f"{w[i // 2, r, c]:.2f}".lstrip("0"), ha="center", va="center",
-                                fontsize=5.5, color="w" if w[i // 2, r, c] < 0.6 else "k")
-        fig.suptitle(kind, fontsize=11)
+                                color="w" if w[i // 2, r, c] < 0.6 else "k")
+        fig.suptitle(f"{kind}   (mask: yellow = may attend)")
+        fig.set_figheight(fig.get_figheight() + 0.35)
         fig.tight_layout()
         frames.append(fig_to_png(fig, dpi=dpi))
     return frames

@@ -48,7 +48,8 @@ def attention_explorer(maps: Mapping[str, Tensor], *, x_labels: Sequence[str] | 
                              f"index one sequence of the batch, e.g. w[0]")
         fig = plot_attention(w, x_labels=x_labels, y_labels=y_labels, ncols=ncols, cell=cell)
         title = f"{label}: {notes[label]}" if notes and label in notes else str(label)
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
+        fig.set_figheight(fig.get_figheight() + 0.35)  # room for the title line
         fig.tight_layout()
         frames.append(fig_to_png(fig, dpi=dpi))
     return frame_explorer(frames, [str(k) for k in maps], description=description, control=control, value=value)

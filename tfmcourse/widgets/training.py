@@ -64,20 +64,20 @@ def schedule_frames(total_steps: int, warmups: Sequence[int], floors: Sequence[f
         row = []
         for f in floors:
             lrs = lr_curve(total_steps, max_lr=max_lr, min_lr=f * max_lr, warmup_steps=w, extra_steps=extra)
-            fig, ax = plt.subplots(figsize=(8.0, 3.0))
+            fig, ax = plt.subplots(figsize=(8.0, 3.3))
             ax.plot(reference, color="0.75", lw=1.2, label="no warmup, min_lr = 0")
             ax.plot(lrs, color="C0", lw=2.0, label="this schedule")
             if w:
                 ax.axvspan(0, w, color="C1", alpha=0.15, label=f"warmup ({w} steps)")
             ax.axvline(total_steps, color="k", lw=0.8, ls=":", label=f"total_steps = {total_steps}")
             mean = sum(lrs[:total_steps]) / total_steps
-            ax.set_title(f"warmup {w} steps, min_lr = {f:g} × max_lr   |   first step {lrs[0]:.2e}, "
-                         f"mean over the run {mean:.2e}", fontsize=9)
+            ax.set_title(f"warmup {w} steps, min_lr = {f:g} × max_lr\n"
+                         f"first step {lrs[0]:.2e}, mean over the run {mean:.2e}")
             ax.set_xlabel("optimizer step")
             ax.set_ylabel("learning rate")
             ax.set_ylim(0, max_lr * 1.12)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
             fig.tight_layout()
             row.append(fig_to_png(fig, dpi=dpi, tight=False))  # equal sizes: the page does not jump
         frames.append(row)
@@ -109,18 +109,17 @@ def progress_frames(snapshots: Sequence[Mapping[str, Any]], *, dpi: int = 72) ->
         if attn is not None:
             src, tgt = snap["attn_src"], snap["attn_tgt"]
             ax1.imshow(attn.numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax1.set_xticks(range(len(src)), list(src), fontsize=8)
-            ax1.set_yticks(range(len(tgt) + 1), [f"→{c}" for c in tgt] + ["→eos"], fontsize=8)
-            ax1.set_xlabel("source character (key)", fontsize=8)
-            ax1.set_ylabel("query predicting …", fontsize=8)
-            ax1.set_title("last decoder layer: cross-attention\n(mean over heads)", fontsize=9)
+            ax1.set_xticks(range(len(src)), list(src))
+            ax1.set_yticks(range(len(tgt) + 1), [f"→{c}" for c in tgt] + ["→eos"])
+            ax1.set_xlabel("source character (key)")
+            ax1.set_ylabel("query predicting …")
+            ax1.set_title("last decoder layer: cross-attention\n(mean over heads)")
         else:
             ax1.axis("off")
         ax2.axis("off")
-        ax2.text(0.0, 1.0, _examples_text(snap["examples"]), family="monospace", fontsize=9, va="top")
-        ax2.set_title(f"held-out examples: exact match {snap['exact_match']:.0%}, BLEU {snap['bleu']:.2f}",
-                      fontsize=9)
-        fig.suptitle(f"after {snap['step']} optimizer steps", fontsize=10)
+        ax2.text(0.0, 1.0, _examples_text(snap["examples"]), family="monospace", va="top")
+        ax2.set_title(f"held-out examples: exact match {snap['exact_match']:.0%}, BLEU {snap['bleu']:.2f}")
+        fig.suptitle(f"after {snap['step']} optimizer steps")
         fig.tight_layout()
         frames.append(fig_to_png(fig, dpi=dpi, tight=False))
     return frames

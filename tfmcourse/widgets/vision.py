@@ -34,11 +34,11 @@ def patch_size_explorer(image: Tensor, patch_sizes: Sequence[int], *, value: int
     for P in patch_sizes:
         n = (H // P) * (W // P)
         T = n + int(cls_token)
-        fig, ax = plt.subplots(figsize=(4.4, 4.9))
+        fig, ax = plt.subplots(figsize=(4.4, 5.2))
         plot_patch_grid(img, P, ax=ax, numbers=n <= 16, title="")
-        ax.set_title(f"P = {P}: {H // P} x {W // P} = {n} patches of {C}·{P}·{P} = {C * P * P} numbers\n"
-                     f"sequence length {T}: {T * T:,} attention weights per head", fontsize=8)
-        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9)
+        ax.set_title(f"P = {P}: {H // P} x {W // P} = {n} patches,\neach {C}·{P}·{P} = {C * P * P:,} numbers\n"
+                     f"sequence length {T}: {T * T:,} weights per head")
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.86)
         frames.append(fig_to_png(fig, dpi=dpi, tight=False, fmt="jpeg" if C == 3 else "png"))
     return frame_explorer(frames, [str(P) for P in patch_sizes], description="patch size P", control="slider",
                           value=len(patch_sizes) // 2 if value is None else value,
@@ -71,9 +71,9 @@ def vit_attention_explorer(images: Tensor, layer_maps: Sequence[Tensor], grid: t
                 draw_overlay(ax, imgs[i], torch.zeros(grid), alpha=0.0)
             else:
                 draw_overlay(ax, imgs[i], a, alpha=alpha)
-            ax.set_title(name, fontsize=8)
+            ax.set_title(name)
         if titles is not None:
-            fig.suptitle(titles[i], fontsize=9)
+            fig.suptitle(titles[i])
         fig.tight_layout()
         frames.append(fig_to_png(fig, dpi=dpi))
         labels.append(str(i))
