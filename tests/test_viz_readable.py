@@ -7,8 +7,8 @@ of the smallest text once the figure is shown in the column, which must be at le
 The column here is ``COLUMN_WIDTH_IN`` (691 CSS px), a little narrower than the 755-790 px the browser
 test measures, so a figure that passes here also fits the column there without scrolling.
 
-Also checked: tick labels do not run into each other, and a frame drawn at a fixed size
-(``tight=False``) does not cut off its own text.
+Also checked: tick labels do not run into each other, no panel's labels reach into another panel,
+and a frame drawn at a fixed size (``tight=False``) does not cut off its own text.
 """
 from __future__ import annotations
 
@@ -180,6 +180,23 @@ def _tick_label_overlaps(fig) -> list[str]:
     return found
 
 
+def _labels_over_other_panels(fig) -> list[str]:
+    """Titles, axis labels and tick labels of one panel that reach into another panel."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        for t in texts:
+            if not (t.get_visible() and t.get_text().strip()):
+                continue
+            ink = _ink(t, renderer)
+            for other in fig.axes:
+                if other is not ax and other.get_visible() and other.axison and ink.overlaps(other.bbox):
+                    found.append(f"{t.get_text()!r} of {ax.get_title()!r} reaches into {other.get_title()!r}")
+    return found
+
+
 def _cut_off_texts(fig) -> list[str]:
     """Texts that stick out of the figure (only possible for a figure saved at its fixed size)."""
     fig.canvas.draw()
@@ -198,7 +215,7 @@ def _cut_off_texts(fig) -> list[str]:
 def test_figure_text_is_readable_in_the_column(name):
     with book_style():
         fig = FIGURES[name][1]()
-        overlaps = _tick_label_overlaps(fig)
+        overlaps = _tick_label_overlaps(fig) + _labels_over_other_panels(fig)
         svg = figure_svg(fig)  # what the book shows (bbox_inches="tight")
     plt.close(fig)
     width_in = float(re.search(r'<svg\b[^>]*?\bwidth="([\d.]+)pt"', svg).group(1)) / 72
@@ -216,7 +233,7 @@ def frame_figures(monkeypatch):
     original = wframes.fig_to_png
 
     def checked(fig, **kw):
-        problems.extend(_tick_label_overlaps(fig))
+        problems.extend(_tick_label_overlaps(fig) + _labels_over_other_panels(fig))
         if not kw.get("tight", True):
             problems.extend(f"{text!r} is cut off by the frame's edge" for text in _cut_off_texts(fig))
         return original(fig, **kw)

@@ -78,7 +78,8 @@ def plot_position_similarity(tables: Mapping[str, Tensor], *, cell: float = 2.9)
 
     Returns the figure.
     """
-    fig, axes = plt.subplots(1, len(tables), figsize=(cell * len(tables), cell + 0.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(tables), figsize=(cell * len(tables) + 0.6, cell + 0.5), squeeze=False,
+                             layout="constrained")
     for ax, (name, table) in zip(axes[0], tables.items()):
         im = ax.imshow(position_similarity(table).cpu().numpy(), cmap="RdBu_r", vmin=-1, vmax=1,
                        interpolation="nearest")
