@@ -84,8 +84,11 @@ def plot_patch_grid(image: Tensor, patch_size: int, *, ax=None, numbers: bool = 
     return fig
 
 
-def plot_patch_sequence(image: Tensor, patch_size: int, *, max_patches: int = 16, per_row: int = 8):
-    """The first ``max_patches`` patches of ``patchify(image)`` in sequence order, ``per_row`` to a row."""
+def plot_patch_sequence(image: Tensor, patch_size: int, *, max_patches: int = 16, per_row: int = 16):
+    """The first ``max_patches`` patches of ``patchify(image)`` in sequence order, ``per_row`` to a row.
+
+    A row is at most 9.6 in wide (tiles up to 0.75 in), so its numbers stay readable in the book's column.
+    """
     img = torch.as_tensor(image).detach().float().cpu()
     img = img[None] if img.dim() == 2 else img  # (C, H, W)
     C = img.size(0)
@@ -93,7 +96,8 @@ def plot_patch_sequence(image: Tensor, patch_size: int, *, max_patches: int = 16
     n = min(max_patches, patches.size(0))
     ncols = min(n, per_row)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(0.75 * ncols, 1.0 * nrows + 0.4), squeeze=False,
+    tile = min(0.75, 9.6 / ncols)  # inches
+    fig, axes = plt.subplots(nrows, ncols, figsize=(tile * ncols, (tile + 0.25) * nrows + 0.4), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[n:]:
         fig.delaxes(ax)  # a last row that is not full
