@@ -89,7 +89,7 @@ def test_in_a_release_setup_prefers_your_answers_and_falls_back_to_released_solu
     out = capsys.readouterr().out.splitlines()
     assert out == [("ch04: your answers: ch03 (causal_mask, padding_mask) | released solutions: ch01, ch02, "
                     "ch03 (scaled_dot_product_attention)")]
-    reference = student._originals[("tfmcourse.attention", "causal_mask")]
+    reference = student._reference["causal_mask"]
     _write(tmp_path / "ch03_qkv.ipynb", ["def causal_mask(T, S=None, *, device=None):\n    return 1 +"])
     origin = student.setup("ch04", ns, tmp_path)  # the cell run again after the student broke their answer
     assert origin["causal_mask"] == "solution" and ns["causal_mask"] is reference is tfmcourse.attention.causal_mask
@@ -108,3 +108,25 @@ def test_the_missing_chapters_line():
     assert "MISSING: ch06 builds on chapters 3 and 4" in line  # not ch02: chapter 6 does not need it
     assert notes["ch03"] in line and notes["ch04"] in line and notes["ch02"] not in line
     assert student._summary("ch03", {"ch01": {"TokenEmbedding": "missing"}}, {}) == "ch03: uses no earlier chapter"
+
+
+def test_assemble_again_takes_the_latest_answers_and_restore_undoes_all(tmp_path):
+    """Re-running the capstone's setup after fixing a chapter installs the fix; restore() also reaches modules
+    imported after the install."""
+    import importlib
+    import sys
+
+    reference = tfmcourse.attention.causal_mask
+    version = ("def causal_mask(T, S=None, *, device=None):\n    return torch.ones(T, S or T, dtype=torch.bool)\n"
+               "causal_mask.version = {}")
+    _write(tmp_path / "ch03_qkv.ipynb", [version.format(1)])
+    student.assemble(tmp_path, ["ch03"])
+    assert tfmcourse.attention.causal_mask.version == 1
+    sys.modules.pop("tfmcourse.widgets.attention", None)  # a module imported after the install binds the answer
+    late = importlib.import_module("tfmcourse.widgets.attention")
+    assert late.causal_mask.version == 1
+    _write(tmp_path / "ch03_qkv.ipynb", [version.format(2)])
+    student.assemble(tmp_path, ["ch03"])
+    assert tfmcourse.attention.causal_mask.version == 2 and late.causal_mask.version == 2
+    student.restore()
+    assert tfmcourse.attention.causal_mask is reference and late.causal_mask is reference

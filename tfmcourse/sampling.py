@@ -37,6 +37,8 @@ def top_p_filter(logits: Tensor, top_p: float) -> Tensor:
     # BEGIN SOLUTION ch08
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p == 1.0:  # all the mass: every token (cumulative sums in float32 can reach 1 early)
+        return logits.clone()
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # probability of the more likely tokens

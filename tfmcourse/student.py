@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .grading.interfaces import CHAPTERS, get_chapter, module_of, reference_object
+from .grading.interfaces import CHAPTERS, get_chapter, reference_object
 from .grading.notebook import Cell, exec_cells
 
 __all__ = ["setup", "release_info", "NEEDS", "load_answers", "install", "assemble", "restore", "is_stub",
@@ -41,7 +41,8 @@ __all__ = ["setup", "release_info", "NEEDS", "load_answers", "install", "assembl
 
 _STUB_MARK = 'raise NotImplementedError("implement '
 _BLANK = "raise NotImplementedError()"  # what nbgrader leaves in an answer cell
-_originals: dict[tuple[str, str], Any] = {}  # (module, name) -> reference object replaced by install()
+_reference: dict[str, Any] = {}  # name -> the package's own object, as it was before any install()
+_installed: dict[str, list[Any]] = {}  # name -> the objects install() has put in its place
 # The earlier chapters whose pieces a chapter's notebook runs on (its checks, and its training runs through
 # the package), and what those pieces run on in turn. Measured: each notebook's check cells pass with exactly
 # these (tests/test_release_chapters.py) and its training runs hit no stub of another chapter.
@@ -80,6 +81,19 @@ def _answer_cells(path: Path) -> list[Cell]:
             src = c.get("source", "")
             cells.append(Cell(i + 1, "".join(src) if isinstance(src, list) else src))
     return cells
+
+
+# What the capstone's answers and checks use besides the chapters' pieces: the models built from them.
+CAPSTONE_MODELS = {"GPT": "tfmcourse.gpt", "GPTConfig": "tfmcourse.gpt", "KVCache": "tfmcourse.multihead",
+                   "ViT": "tfmcourse.vit", "ViTConfig": "tfmcourse.vit"}
+
+
+def capstone_namespace() -> dict[str, Any]:
+    """torch, nn, F, math, Tensor, every chapter's pieces as installed now, and the models built from them:
+    the namespace the capstone's answer cells are graded in (after :func:`assemble`)."""
+    import importlib
+    names = {n: m for c in CHAPTERS.values() for n, m in c.names.items()} | CAPSTONE_MODELS
+    return {**_prelude(), **{n: getattr(importlib.import_module(m), n) for n, m in names.items()}}
 
 
 def _prelude() -> dict[str, Any]:
@@ -223,26 +237,39 @@ def setup(chapter: str, namespace: dict[str, Any], folder: str | Path = ".", *, 
     return {n: o for names in state.values() for n, o in names.items()}
 
 
+def _package_object(name: str) -> Any:
+    """The package's own object for ``name``, remembered before anything is swapped in."""
+    if name not in _reference:
+        _reference[name] = reference_object(name)
+    return _reference[name]
+
+
+def _replace(name: str, olds: list[Any], new: Any) -> None:
+    """Set ``name`` to ``new`` in every loaded tfmcourse module where it is one of ``olds``."""
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name.startswith("tfmcourse") and any(getattr(mod, name, None) is o for o in olds):
+            setattr(mod, name, new)
+
+
 def install(objects: dict[str, Any]) -> None:
-    """Swap ``objects`` in for the same-named objects in every loaded ``tfmcourse`` module."""
+    """Swap ``objects`` in for the same-named objects in every loaded ``tfmcourse`` module (also where an
+    earlier :func:`install` put a previous version, so running it again takes your latest answers)."""
     from . import norm
     for name, obj in objects.items():
-        home = module_of(name)
-        ref = _originals.get((home, name), reference_object(name))
-        for mod_name, mod in list(sys.modules.items()):
-            if mod_name.startswith("tfmcourse") and getattr(mod, name, None) is ref and obj is not ref:
-                _originals.setdefault((mod_name, name), ref)
-                setattr(mod, name, obj)
-        if name in ("LayerNorm", "RMSNorm") and obj is not ref:
-            norm.PREFER_FUSED = False  # build_norm must build your class, not nn.LayerNorm
+        ref = _package_object(name)
+        _replace(name, [ref, *_installed.get(name, [])], obj)
+        if obj is not ref:
+            _installed.setdefault(name, []).append(obj)
+            if name in ("LayerNorm", "RMSNorm"):
+                norm.PREFER_FUSED = False  # build_norm must build your class, not nn.LayerNorm
 
 
 def restore() -> None:
-    """Undo :func:`install`: put the reference objects back."""
+    """Undo :func:`install`: put the package's own objects back, also in modules imported since."""
     from . import norm
-    for (mod_name, name), ref in _originals.items():
-        setattr(sys.modules[mod_name], name, ref)
-    _originals.clear()
+    for name, objs in _installed.items():
+        _replace(name, objs, _reference[name])
+    _installed.clear()
     norm.PREFER_FUSED = True
 
 
@@ -270,6 +297,7 @@ def assemble(folder: str | Path = ".", chapters: list[str] | None = None, *, fal
     A chapter whose notebook is missing or broken keeps the reference pieces when they exist and
     ``fallback_to_reference`` is true (an instructor's checkout); in the student release they are stubs.
     """
+    restore()  # run again (after fixing a chapter): start from the package's own objects
     report = AssembleReport()
     loaded: dict[str, Any] = {}  # the student's pieces, to install
     available: dict[str, Any] = {}  # what later chapters' answers may use: theirs, or the reference fallback

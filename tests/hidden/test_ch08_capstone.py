@@ -164,10 +164,10 @@ def capstone_namespace(impl) -> None:
     reference's model classes are added there (to the reference only)."""
     ns = getattr(impl, "ns", None)
     if isinstance(ns, dict) and "GPT" not in ns and ns.get(TOP_P) is reference_top_p:
-        from tfmcourse.gpt import GPT, GPTConfig
-        from tfmcourse.multihead import KVCache
-        from tfmcourse.vit import ViT, ViTConfig
-        ns.update(GPT=GPT, GPTConfig=GPTConfig, KVCache=KVCache, ViT=ViT, ViTConfig=ViTConfig)
+        import importlib
+
+        from tfmcourse.student import CAPSTONE_MODELS
+        ns.update({n: getattr(importlib.import_module(m), n) for n, m in CAPSTONE_MODELS.items()})
 
 
 def named_pieces(text: str) -> list[str]:

@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _grade_remote(sub: dict, data: bytes | None, limits: dict) -> dict:
-    """Runs on a Dask worker (which needs tfmcourse and the hidden suites installed)."""
+def _grade_remote(sub: dict, data: bytes | None, files: list[bytes], limits: dict) -> dict:
+    """Runs on a Dask worker (which needs tfmcourse and the hidden suites installed); the notebook's bytes
+    (and the capstone's other notebooks) travel with the task."""
     from .intake import Submission
     from .pool import grade_submission
 
@@ -82,8 +83,13 @@ def _grade_remote(sub: dict, data: bytes | None, limits: dict) -> dict:
             copy = Path(tmp) / Path(sub["copy"]).name
             copy.write_bytes(data)
             sub = {**sub, "copy": str(copy)}
-        return grade_submission(Submission(**{**sub, "flags": tuple(sub["flags"]), "notes": tuple(sub["notes"])}),
-                                limits)
+        extra = []
+        for i, ((name, _), content) in enumerate(zip(sub["files"], files)):
+            path = Path(tmp) / f"file{i}.ipynb"
+            path.write_bytes(content)
+            extra.append((name, str(path)))
+        sub = {**sub, "flags": tuple(sub["flags"]), "notes": tuple(sub["notes"]), "files": tuple(extra)}
+        return grade_submission(Submission(**sub), limits)
 
 
 def _submit_all(todo: list, limits: dict, jobs: int, scheduler: str | None, attempts: dict):
@@ -97,8 +103,8 @@ def _submit_all(todo: list, limits: dict, jobs: int, scheduler: str | None, atte
             raise SystemExit("tfmcourse grade: --scheduler needs dask.distributed (pip install 'tfmcourse[grading]' "
                              "or pip install distributed)") from None
         with Client(scheduler) as client:
-            futures = {client.submit(_grade_remote, asdict(s), Path(s.copy).read_bytes() if s.copy else None, limits,
-                                     pure=False): s for s in todo}
+            futures = {client.submit(_grade_remote, asdict(s), Path(s.copy).read_bytes() if s.copy else None,
+                                     [Path(p).read_bytes() for _, p in s.files], limits, pure=False): s for s in todo}
             for fut in dask_completed(futures):
                 yield futures[fut], fut.result()
         return

@@ -260,7 +260,7 @@ def grade_capstone_in_process(folder: str | Path, select: str | list[str] | None
     Only for folders with every piece (mutants): a piece that is missing keeps the reference here, where the
     sandbox has a stub. Blank and incomplete folders are graded through ``tfmcourse grade``.
     """
-    from ..student import _prelude, assemble, restore
+    from ..student import assemble, capstone_namespace, restore
     from .impl import LocalImpl
     from .notebook import exec_cells, read_cells
     from .runner import run_suite
@@ -274,14 +274,7 @@ def grade_capstone_in_process(folder: str | Path, select: str | list[str] | None
     restore()
     try:
         report = assemble(folder, fallback_to_reference=False)
-        # the installed pieces, read after assemble
-        from tfmcourse.gpt import GPT, GPTConfig
-        from tfmcourse.multihead import KVCache
-        from tfmcourse.vit import ViT, ViTConfig
-        pieces = {n: getattr(importlib.import_module(m), n) for c in interfaces.CHAPTERS.values()
-                  for n, m in c.names.items()}  # as in the worker's prelude
-        prelude = {**_prelude(), **pieces, "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
-                   "ViTConfig": ViTConfig}
+        prelude = capstone_namespace()  # the installed pieces, read after assemble (as in the worker)
         cells = read_cells(folder / f"{interfaces.CAPSTONE.slug}.ipynb", answers_only=True)
         module, problems = exec_cells(cells, prelude, module_name=f"capstone_{folder.name}")
         result = run_suite(interfaces.CAPSTONE.id, lambda ch: LocalImpl(module.__dict__, ch), select=select)

@@ -42,24 +42,14 @@ def _capstone_prelude() -> tuple[dict[str, Any], list[str]]:
     whole for the capstone), and the models built from them. The pieces themselves are in the namespace too
     (a stub where the student has none), so that a training request can use their ``param_groups`` and
     ``warmup_cosine_lr``, as the capstone's Trainer does."""
-    import importlib
+    from tfmcourse.student import assemble, capstone_namespace
 
-    from tfmcourse.student import assemble
-
-    from . import interfaces
     report = assemble(".", fallback_to_reference=False)
     problems = [str(p)[:300] for p in report.problems][:40]
     if report.missing:
         problems.append(f"not found in your chapter notebooks (the models cannot be built without them): "
                         f"{', '.join(report.missing)}")
-    from tfmcourse.gpt import GPT, GPTConfig
-    from tfmcourse.multihead import KVCache
-    from tfmcourse.vit import ViT, ViTConfig
-    from tfmcourse.student import _prelude as notebook_basics  # torch, nn, F, math, Tensor
-    pieces = {n: getattr(importlib.import_module(m), n) for c in interfaces.CHAPTERS.values()
-              for n, m in c.names.items()}
-    return {**notebook_basics(), **pieces, "GPT": GPT, "GPTConfig": GPTConfig, "KVCache": KVCache, "ViT": ViT,
-            "ViTConfig": ViTConfig}, problems
+    return capstone_namespace(), problems
 
 
 def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
