@@ -89,7 +89,11 @@ def nbgrader_points(chapter: str, namespace: Mapping[str, Any], *, verbose: bool
     from .runner import run_suite
 
     ch = interfaces.get_chapter(chapter)
-    impl = LocalImpl(dict(namespace), ch.id)
+    names = dict(namespace)
+    if ch.capstone:  # the pieces the capstone's setup cell installed, and the models built from them
+        from ..student import capstone_namespace
+        names = {**capstone_namespace(), **names}
+    impl = LocalImpl(names, ch.id)
     with _no_stderr():
         result = run_suite(ch.id, lambda _: impl)
     if verbose:
