@@ -89,6 +89,7 @@ def drifted(solutions: Path | str = REPO_DIR / "solutions", exercises: Path | st
 
 
 HIDDEN_CELL_ID = "hidden_tests"
+CHECK_TAG = "visible-check"  # a student's own quick check: run in Jupyter, never by the grader
 _HIDDEN_BLOCK = re.compile(r"\n?### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
 
 
@@ -125,9 +126,14 @@ def sync_points(path: Path | str) -> bool:
         if meta.get("grade_id") == HIDDEN_CELL_ID:
             hidden = cell
             continue
-        if meta.get("grade") and not meta.get("solution"):  # a visible check: read-only, no points
+        visible_check = cell["cell_type"] == "code" and not meta.get("solution") and (
+            meta.get("grade") or (meta.get("locked") and meta.get("grade_id") != "setup"))
+        if visible_check:  # read-only, no points
             meta.update(grade=False, locked=True)
             meta.pop("points", None)
+            tags = cell["metadata"].setdefault("tags", [])
+            if CHECK_TAG not in tags:
+                tags.append(CHECK_TAG)  # the grader skips it, as it skips graded cells
             src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             cell["source"] = _HIDDEN_BLOCK.sub("\n", src).rstrip("\n").splitlines(keepends=True)
         cells.append(cell)

@@ -1,8 +1,8 @@
 """Loading a submission: the code of a notebook, executed cell by cell into a fresh module.
 
 Reading (trusted side, :func:`read_cells`): the ``.ipynb`` is parsed as JSON only; code cells are taken
-in order; nbgrader test cells (``metadata.nbgrader.grade`` true and not ``solution``) are skipped, so the
-notebook's visible and hidden test cells never run in the grader. Also accepted: a ``.py`` file, split into
+in order; nbgrader test cells (``metadata.nbgrader.grade`` true and not ``solution``) and the visible checks
+(tagged ``visible-check``) are skipped, so the notebook's own checks never run in the grader. Also accepted: a ``.py`` file, split into
 cells at ``# %%`` lines (how the mutant corpora are kept diffable).
 
 Executing (implementation side, :func:`exec_cells`): the namespace starts with the chapter's
@@ -45,9 +45,13 @@ class NotebookError(Exception):
 
 
 def _is_test_cell(cell: dict) -> bool:
+    """An nbgrader test cell, or a visible check (tagged ``visible-check``): the grader runs neither."""
     meta = cell.get("metadata") or {}
-    nb = meta.get("nbgrader") or {} if isinstance(meta, dict) else {}
-    return isinstance(nb, dict) and bool(nb.get("grade")) and not nb.get("solution")
+    if not isinstance(meta, dict):
+        return False
+    tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
+    nb = meta.get("nbgrader") or {}
+    return "visible-check" in tags or (isinstance(nb, dict) and bool(nb.get("grade")) and not nb.get("solution"))
 
 
 def _source(cell: dict) -> str:
