@@ -77,7 +77,8 @@ def _same(a: Any, b: Any) -> bool:
             return False
         if not (a.is_floating_point() or a.is_complex()):
             return torch.equal(a, b)
-        tol = {torch.float16: 2e-3, torch.bfloat16: 2e-2}.get(a.dtype, 1e-5)
+        # float64 answers are compared tightly, so that a computation rounded to float32 shows as a mistake
+        tol = {torch.float16: 2e-3, torch.bfloat16: 2e-2, torch.float64: 1e-10, torch.complex128: 1e-10}.get(a.dtype, 1e-5)
         return torch.allclose(a.double() if not a.is_complex() else a, b.double() if not b.is_complex() else b,
                               rtol=tol * 10, atol=tol, equal_nan=True)
     if isinstance(a, float) and isinstance(b, float):
@@ -136,7 +137,7 @@ _LIBRARY: dict[tuple, list[Mistake]] = {}
 def load_library(chapter: str) -> list[Mistake]:
     """The reference, then the chapter's known mistakes (only the reference without the course's
     ``tests/mutants``); cached per process."""
-    from .testing import mutant_files, mutant_source
+    from .testing import mutant_files, mutant_source, reference_source
 
     files = mutant_files(chapter)
     key = (chapter, tuple((p.name, p.stat().st_mtime_ns) for p in files))
@@ -152,10 +153,19 @@ def load_library(chapter: str) -> list[Mistake]:
         defined = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         out.append(Mistake(path.stem, _describe(path), sorted(defined & set(ch.names)) or sorted(defined),
                            LocalImpl(module.__dict__, chapter)))
-    reference = Mistake("reference", "", [], LocalImpl.reference(chapter))
-    _LIBRARY.clear()  # one chapter at a time per grader process
+    # the reference loaded exactly as the mutants are (the same notebook cells, minus the mistake), so that
+    # helper names a notebook defines (ViTConfig, ...) exist on both sides
+    module, _ = exec_cells(split_cells(reference_source(chapter)), prelude, module_name=f"known_{chapter}_reference")
+    reference = Mistake("reference", "", [], LocalImpl(module.__dict__, chapter))
+    for old in [k for k in _LIBRARY if k[0] == chapter]:  # an older version of this chapter's corpus
+        del _LIBRARY[old]
     _LIBRARY[key] = [reference, *out]
     return _LIBRARY[key]
+
+
+def _not_implemented(reply: dict | None) -> bool:
+    err = (reply or {}).get("error") if isinstance(reply, dict) and not reply.get("ok") else None
+    return isinstance(err, dict) and (err.get("kind") == "missing" or err.get("type") == "NotImplementedError")
 
 
 def diagnose(chapter: str, trace: list[Probe], tests: list[dict], *, budget_s: float = 60.0,
@@ -182,13 +192,21 @@ def diagnose(chapter: str, trace: list[Probe], tests: list[dict], *, budget_s: f
     wrong = [i for i, p in enumerate(probes) if not same_reply(p.reply, ref[i])]
     if not wrong:
         return []
+    # A release stub's "not implemented" answers are no mistake of any kind: they explain nothing.
+    comparable = [i for i in wrong if not _not_implemented(probes[i].reply)]
+    if not comparable:
+        return []
+    rest = [i for i in range(len(probes)) if i not in set(wrong)]
     found = []
     for m in library:
         shown = agreed = 0
         explained: set[int] = set()
-        for i, p in enumerate(probes):
+        for n, i in enumerate([*comparable, *rest]):
+            if n == len(comparable) and not explained:
+                break  # it answers none of the submission's wrong answers alike: no need to replay the rest
             if time.monotonic() > deadline:
                 break
+            p = probes[i]
             ans = m.answer(p.request)
             if same_reply(ans, ref[i]):
                 continue
@@ -196,11 +214,11 @@ def diagnose(chapter: str, trace: list[Probe], tests: list[dict], *, budget_s: f
             if same_reply(p.reply, ans):
                 agreed += 1
                 explained.add(i)
-        if shown and agreed >= MATCH_AT_LEAST * shown and explained & set(wrong):
+        if shown and agreed >= MATCH_AT_LEAST * shown and explained & set(comparable):
             tests_explained = sorted({probes[i].test for i in explained} & failing)
             found.append({"mutant": m.mutant, "mistake": m.text, "names": m.names,
                           "exact": agreed == shown and set(wrong) <= explained, "shown": shown, "agreed": agreed,
-                          "explains": len(explained & set(wrong)), "tests": tests_explained})
+                          "explains": len(explained & set(comparable)), "tests": tests_explained})
     found.sort(key=lambda d: (not d["exact"], -d["explains"], -d["agreed"] / d["shown"], d["mutant"]))
     best = found[0]["explains"] if found else 0
     return [d for d in found if d["exact"] or d["explains"] >= 0.5 * best][:3]
