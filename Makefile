@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 # nbgrader shells out to tools installed in the venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv book publish test test-fast test-book browser exercises release bench clean
+.PHONY: help venv book publish test test-fast test-book browser exercises release bench clean parity
 
 help:
 	@echo "make book        build the book into _build/html"
@@ -20,6 +20,7 @@ help:
 	@echo "make test        run the whole test suite (what CI runs)"
 	@echo "make test-fast   unit tests and hidden suites only (no notebooks, no book)"
 	@echo "make exercises   regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make parity      nbgrader vs tfmcourse grade on 10 mutants per chapter (slow)"
 	@echo "make release     write the student release to _build/release"
 	@echo "make bench       tfmcourse bench (GPU sizes on CUDA, CPU sizes otherwise)"
 
@@ -60,6 +61,9 @@ browser: $(STAMP)
 
 test-book: book browser
 	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m book
+
+parity: $(STAMP)
+	TFM_PARITY_SAMPLE=10 $(PY) -m pytest -q -n 2 tests/test_nbgrader_roundtrip.py
 
 exercises: $(STAMP)
 	$(PY) -m tfmcourse.exercises

@@ -35,7 +35,7 @@ from tfmcourse.grading.testing import blank_source, once_per_run, reference_sour
 
 HOSTILE = Path(__file__).parent / "hostile"
 HONEST_PARTS = (HOSTILE / "_honest_masks.py").read_text()
-BUDGET_S = 40  # the run's per-submission budget (--budget)
+BUDGET_S = 30  # the run's per-submission budget (--budget)
 # submission -> (earns the honest masks' points?, text expected in its problems or reasons)
 EXPECT = {
     "h01_loop_at_import": (True, "was skipped: loading the notebook took longer than the time limit"),
