@@ -6,6 +6,7 @@ dispatches, so ``tfmcourse --help`` stays fast (nothing heavy is imported until 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Commands that need the course's source checkout (hidden suites, solutions/, exercises/): a student
 # release, which has a tfmcourse/_release.py, neither lists nor runs them.
 INSTRUCTOR_ONLY = ("grade", "release", "export", "report", "gradescope")
+
+
+def plain(text: str) -> str:
+    """A docstring for ``--help``: reStructuredText's double backticks and roles (e.g. ``:mod:``) removed."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
 
 
 def _student_release() -> bool:

@@ -204,7 +204,8 @@ def build_release(outdir: str | Path, *, force: bool = False, solutions_through:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tfmcourse release", description=__doc__.split("\n\n")[0])
+    from .cli import plain
+    p = argparse.ArgumentParser(prog="tfmcourse release", description=plain(__doc__.split("\n\n")[0]))
     p.add_argument("outdir", help="folder to write the release into")
     p.add_argument("--force", action="store_true", help="replace outdir if it exists")
     p.add_argument("--solutions-through", metavar="chNN",

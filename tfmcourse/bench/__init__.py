@@ -251,7 +251,8 @@ def entries(gc: GPTConfig, vc: ViTConfig, modes: list[str], families: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tfmcourse bench", description=__doc__.split("\n\n")[0])
+    from ..cli import plain
+    p = argparse.ArgumentParser(prog="tfmcourse bench", description=plain(__doc__.split("\n\n")[0]))
     p.add_argument("--small", action="store_true", help="CPU-sized models (default on machines without CUDA)")
     p.add_argument("--full", action="store_true", help="GPT-2-small / ViT-B/16 sizes even without CUDA")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
