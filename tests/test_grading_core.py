@@ -300,3 +300,14 @@ def test_an_unprivileged_grader_gets_the_same_view():
     assert not any(v for k, v in view["seen"].items()), view["seen"]
     assert set(view["top"]) <= {"usr", "lib", "lib64", "lib32", "libx32", "tfm", "proc", "dev", "etc"}, view["top"]
     assert view["scratch"] and not view["lib"]
+
+
+def test_cells_run_as_in_a_jupyter_kernel(tmp_path):
+    """A __future__ import may stand anywhere in a cell and holds for what follows (IPython runs a cell
+    statement by statement); the grader's own __future__ flags do not leak into a cell."""
+    path = tmp_path / "n.py"
+    path.write_text("def f() -> Undefined:\n    return 1\n# %%\nx = 1\nfrom __future__ import annotations\n"
+                    "def g() -> Undefined:\n    return 2\n# %%\ndef h() -> AlsoUndefined:\n    return 3\n")
+    mod, problems = exec_cells(read_cells(path), {})
+    assert "NameError" in problems[0] and "Undefined" in problems[0]  # annotations are evaluated eagerly at first
+    assert mod.g() == 2 and mod.h() == 3  # after the import, in this cell and the next

@@ -113,8 +113,8 @@ def test_the_missing_chapters_line():
 def test_assemble_again_takes_the_latest_answers_and_restore_undoes_all(tmp_path):
     """Re-running the capstone's setup after fixing a chapter installs the fix; restore() also reaches modules
     imported after the install."""
-    import importlib
     import sys
+    import types
 
     reference = tfmcourse.attention.causal_mask
     version = ("def causal_mask(T, S=None, *, device=None):\n    return torch.ones(T, S or T, dtype=torch.bool)\n"
@@ -122,11 +122,13 @@ def test_assemble_again_takes_the_latest_answers_and_restore_undoes_all(tmp_path
     _write(tmp_path / "ch03_qkv.ipynb", [version.format(1)])
     student.assemble(tmp_path, ["ch03"])
     assert tfmcourse.attention.causal_mask.version == 1
-    sys.modules.pop("tfmcourse.widgets.attention", None)  # a module imported after the install binds the answer
-    late = importlib.import_module("tfmcourse.widgets.attention")
+    late = types.ModuleType("tfmcourse._late_import_test")  # a module imported after the install binds the answer
+    exec("from tfmcourse.attention import causal_mask", late.__dict__)
+    sys.modules[late.__name__] = late
     assert late.causal_mask.version == 1
     _write(tmp_path / "ch03_qkv.ipynb", [version.format(2)])
     student.assemble(tmp_path, ["ch03"])
     assert tfmcourse.attention.causal_mask.version == 2 and late.causal_mask.version == 2
     student.restore()
+    del sys.modules[late.__name__]
     assert tfmcourse.attention.causal_mask is reference and late.causal_mask is reference

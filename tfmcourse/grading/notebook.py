@@ -12,6 +12,7 @@ prerequisites from the reference; each cell is compiled as written, or with IPyt
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -146,17 +147,32 @@ def exec_cells(cells: list[Cell], prelude: dict[str, Any], module_name: str = "s
     module.__dict__["__builtins__"] = __builtins__
     sys.modules[module_name] = module  # so dataclasses and pickling resolve the module
     problems: list[str] = []
+    flags = [0]  # __future__ features imported by earlier statements: they hold for the rest of the session
     for cell in cells:
         if on_cell is not None:
             on_cell(cell)
         filename = f"<cell {cell.index}>"
         try:
-            # dont_inherit: a cell sees only its own __future__ imports, as in a Jupyter kernel (not this module's)
-            code = compile(prepare_source(cell.source), filename, "exec", dont_inherit=True)
-            exec(code, module.__dict__)
+            run_cell(prepare_source(cell.source), filename, module.__dict__, flags)
         except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in a cell are reported too
             problems.append(f"cell {cell.index} (`{cell.first_line()}`) raised {_summary(e, filename)}")
     return module, problems
+
+
+def run_cell(source: str, filename: str, namespace: dict, flags: list[int]) -> None:
+    """Run a cell as a Jupyter kernel does: statement by statement, with the ``__future__`` features of every
+    earlier statement (so ``from __future__ import annotations`` works anywhere, and only for what follows),
+    and none of the grader's own (``dont_inherit``)."""
+    import __future__
+
+    tree = ast.parse(source, filename)
+    for node in tree.body:
+        code = compile(ast.Module([node], type_ignores=[]), filename, "exec", flags=flags[0], dont_inherit=True)
+        exec(code, namespace)
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                flags[0] |= getattr(feature, "compiler_flag", 0)
 
 
 def py_to_notebook(source: str) -> dict:

@@ -86,6 +86,7 @@ def run_suite(chapter: str, provider: Callable[[str], Impl] | None = None, *, se
                 install_provider(config, provider)
         plugins.append(_Provide())
     args = [str(suite_path(chapter)), "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-q", "--no-header", "--capture=sys",
+            "-p", "no:unraisableexception", "-p", "no:threadexception",  # their gc.collect() per session doubles its time
             "-W", "ignore::DeprecationWarning", "-o", "addopts=--strict-markers"]
     if select:
         args += ["-k", select if isinstance(select, str) else " or ".join(select)]
