@@ -33,6 +33,7 @@ from torch import nn
 
 from tfmcourse.embedding import RotaryEmbedding as RefRotaryEmbedding
 from tfmcourse.grading.checks import assert_close, expect_tensor
+from tfmcourse.grading.checks import assert_mixes_tokens as assert_mixes
 from tfmcourse.grading.impl import Ref, attr, call, obj_spec
 from tfmcourse.grading.wire import MissingName, StudentError
 from tfmcourse.multihead import MultiHeadAttention as RefMultiHeadAttention
@@ -202,15 +203,6 @@ def first_token_changed(x: torch.Tensor) -> torch.Tensor:
     out = x.clone()
     out[:, 0] = rand(x.size(0), x.size(-1), seed=999)
     return out
-
-
-def assert_mixes(out, out_changed, what: str) -> None:
-    """The anchor of the tests that compare an implementation with itself: the other tokens' outputs must
-    change when the first token changes (attention mixes tokens), so returning the input earns nothing."""
-    out, out_changed = expect_tensor(out, what), expect_tensor(out_changed, what, shape=tuple(out.shape))
-    if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
-        raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes; "
-                             f"attention must mix the tokens")
 
 
 def need_helper(impl, name: str, module: str) -> None:

@@ -30,6 +30,7 @@ from tfmcourse.blocks import EncoderBlock as RefEncoderBlock
 from tfmcourse.ffn import FeedForward as RefFeedForward
 from tfmcourse.ffn import SwiGLU as RefSwiGLU
 from tfmcourse.grading.checks import assert_close, expect_tensor
+from tfmcourse.grading.checks import assert_mixes_tokens as assert_mixes
 from tfmcourse.grading.impl import ModuleResult, Ref, attr, call, obj_spec
 from tfmcourse.grading.wire import InterfaceError, MissingName, StudentError
 
@@ -477,14 +478,6 @@ def changed_first(x: torch.Tensor) -> torch.Tensor:
     out = x.clone()
     out[:, 0] = randn(x.size(0), x.size(-1), seed=999)
     return out
-
-
-def assert_mixes(out, out_changed, what: str) -> None:
-    """The anchor of the block tests that compare a block with itself: the other tokens' outputs must change when
-    the first token changes (attention mixes tokens), so returning the input earns nothing."""
-    out, out_changed = expect_tensor(out, what), expect_tensor(out_changed, what, shape=tuple(out.shape))
-    if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
-        raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes")
 
 
 def block_input(B: int = 3, seed: int = 50) -> torch.Tensor:

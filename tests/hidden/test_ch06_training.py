@@ -34,7 +34,6 @@ from tfmcourse.grading.checks import assert_close, assert_finite, expect_tensor
 from tfmcourse.grading.fixtures import FIXTURES, GroupsZoo, ProbeClassifier, ProbeLM, ProbeSeq2Seq, TiedLM
 from tfmcourse.grading.impl import Ref, attr, call, fcall, get, obj_spec
 from tfmcourse.grading.wire import StudentError
-from tfmcourse.optim import param_groups as ref_param_groups
 
 pytestmark = [pytest.mark.ch06]
 BLOCK, GROUPS, LR, STEP, EVAL = "DecoderBlock", "param_groups", "warmup_cosine_lr", "train_step", "evaluate"

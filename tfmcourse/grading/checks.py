@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["expect_tensor", "assert_close", "assert_finite", "default_tol"]
+__all__ = ["expect_tensor", "assert_close", "assert_close_float32_ok", "assert_finite", "assert_mixes_tokens",
+           "default_tol"]
 
 
 def default_tol(dtype: torch.dtype) -> tuple[float, float]:
@@ -66,3 +67,22 @@ def assert_close(actual: Any, expected: Tensor, what: str, *, rtol: float | None
         raise AssertionError(f"{what}: differs from the expected values at {int(over.sum())} of {e.numel()} entries; "
                              f"max abs difference {float(diff.max()):.3g} (e.g. index {where}: got {float(a[where]):.5g}, "
                              f"expected {float(e[where]):.5g}; rtol={rtol:g}, atol={atol:g})")
+
+
+def assert_close_float32_ok(actual: Any, expected: Tensor, what: str, **kw: Any) -> None:
+    """:func:`assert_close`, with float64 expectations compared at rtol=1e-5, atol=1e-6: tight enough for any
+    formula mistake, loose enough for an implementation that computes a float64 input in float32 (which
+    has a test of its own)."""
+    if expected.dtype == torch.float64:
+        kw = {"rtol": 1e-5, "atol": 1e-6, **kw}
+    assert_close(actual, expected, what, **kw)
+
+
+def assert_mixes_tokens(out: Any, out_changed: Any, what: str) -> None:
+    """The anchor of tests that compare an implementation with itself: when the first token of the input
+    changes, the other tokens' outputs must change too (attention mixes tokens), so that returning the
+    input, or anything that ignores the other tokens, earns nothing."""
+    out, out_changed = expect_tensor(out, what), expect_tensor(out_changed, what, shape=tuple(out.shape))
+    if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
+        raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes; "
+                             f"attention must mix the tokens")
