@@ -23,9 +23,10 @@ from tfmcourse.grading.impl import LocalImpl
 from tfmcourse.grading.pool import GraderProcess
 from tfmcourse.grading.runner import run_suite
 from tfmcourse.grading.sandbox import REPO_DIR, Limits
-from tfmcourse.grading.testing import (MUTANT_TABLE, blank_source, chapters_with_suites, diagnose_in_process,
-                                       grade_in_process, mutant_files, mutant_source, mutant_table, names_mutant,
-                                       once_per_run, reference_source, stats_row, write_notebook)
+from tfmcourse.grading.testing import (DO_NOTHING, MUTANT_TABLE, blank_source, chapters_with_suites,
+                                       diagnose_in_process, grade_in_process, mutant_files, mutant_source,
+                                       mutant_table, names_mutant, once_per_run, reference_source, stats_row,
+                                       write_notebook)
 
 SUITES = chapters_with_suites()
 MUTANTS = [(ch, p) for ch in SUITES for p in mutant_files(ch)]
@@ -93,8 +94,9 @@ def _grade_sandboxed(root: Path) -> dict[str, dict]:
     for ch in SUITES:
         slug = interfaces.get_chapter(ch).slug
         write_notebook(root / ch / "reference" / f"{slug}.ipynb", reference_source(ch))
-        write_notebook(root / ch / "blank" / f"{slug}.ipynb", blank_source(ch))
-        if _exercise(ch):
+        if not _exercise(ch):
+            write_notebook(root / ch / "blank" / f"{slug}.ipynb", blank_source(ch))
+        else:
             (root / ch / "release").mkdir()
             (root / ch / "release" / f"{slug}.ipynb").write_bytes(_exercise(ch).read_bytes())
         if mutant_files(ch):
@@ -104,7 +106,8 @@ def _grade_sandboxed(root: Path) -> dict[str, dict]:
     graders = [GraderProcess(), GraderProcess()]
     try:
         with ThreadPoolExecutor(2) as pool:
-            done = pool.map(lambda gj: [(s, gj[0].grade(s, limits)) for s in gj[1]], zip(graders, [jobs[0::2], jobs[1::2]]))
+            done = pool.map(lambda gj: [(s, gj[0].grade(s, limits)) for s in gj[1]],
+                            zip(graders, [jobs[0::2], jobs[1::2]]))
             return {f"{s.chapter}/{s.student}": r for part in done for s, r in part}
     finally:
         for g in graders:
@@ -125,9 +128,17 @@ def test_reference_notebook_scores_full_marks_in_the_sandbox(sandboxed, chapter)
 
 @pytest.mark.parametrize("chapter", SUITES)
 def test_blank_release_scores_zero(sandboxed, chapter):
-    for kind in ("blank", "release") if _exercise(chapter) else ("blank",):
-        r = sandboxed[f"{chapter}/{kind}"]
-        assert r["status"] == "graded" and r["score"] == 0 and r["max_score"] > 0, f"{kind}: {_summary(r)}"
+    kind = "release" if _exercise(chapter) else "blank"
+    r = sandboxed[f"{chapter}/{kind}"]
+    assert r["status"] == "graded" and r["score"] == 0 and r["max_score"] > 0, f"{kind}: {_summary(r)}"
+
+
+@pytest.mark.parametrize("chapter", SUITES)
+@pytest.mark.parametrize("how", list(DO_NOTHING))
+def test_doing_nothing_earns_nothing(chapter, how):
+    """No points for stubs that only raise (any exception), return None or return their input."""
+    r = grade_in_process(chapter, blank_source(chapter, DO_NOTHING[how]), module_name=f"nothing_{chapter}")
+    assert r["max_score"] > 0 and r["score"] == 0, f"{how}: {_summary(r)}"
 
 
 @pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
