@@ -63,7 +63,7 @@ test-book: book browser
 	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m book
 
 parity: $(STAMP)
-	TFM_PARITY_SAMPLE=10 $(PY) -m pytest -q -n 2 tests/test_nbgrader_roundtrip.py
+	TFM_PARITY_SAMPLE=10 TFM_PARITY_CHAPTERS=all $(PY) -m pytest -q -n 2 tests/test_nbgrader_roundtrip.py
 
 exercises: $(STAMP)
 	$(PY) -m tfmcourse.exercises

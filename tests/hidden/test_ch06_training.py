@@ -862,8 +862,12 @@ def test_train_step_skips_an_overflowing_update(impl):
     """When the scaled gradients overflow (here every one: a loss scale of inf), the scaler skips the update: the
     weights stay as they were."""
     steps = [[lm_batch(3, 4, seed=280)]]
-    out = run_steps(impl, "lm", steps, [0.5], scaler={"init_scale": math.inf})
     before = PROBES["lm"](seed=0).state_dict()
+    finite = run_steps(impl, "lm", steps, [0.5], scaler={"init_scale": 2.0**10})  # a step that must update
+    moved = [n for n, p0 in before.items() if isinstance(finite["state"].get(n), torch.Tensor)
+             and finite["state"][n].shape == p0.shape and not torch.equal(finite["state"][n], p0)]
+    assert moved, "with a finite loss scale train_step changed no weight: it must update them"
+    out = run_steps(impl, "lm", steps, [0.5], scaler={"init_scale": math.inf})
     for name, p0 in before.items():
         got = expect_tensor(out["state"].get(name), f"{name} after the step")
         assert_close(got, p0, f"{name} after a step whose gradients overflowed (let scaler.step(optimizer) skip it)",
@@ -1016,6 +1020,8 @@ def test_evaluate_restores_the_mode(impl):
     """After evaluate the model is back in the mode it came in: training stays training, eval stays eval."""
     for start in (False, True):
         out = run_evaluate(impl, "lm", [lm_batch(2, 4, seed=430)], eval_mode=start)
+        seen = out["seen"] if isinstance(out["seen"], list) else []
+        assert seen, "evaluate never ran the model"  # restoring a mode it never changed earns nothing
         assert out["training"] is (not start), \
             f"a model that came in {'eval' if start else 'training'} mode left evaluate in " \
             f"{'training' if out['training'] else 'eval'} mode; restore the mode it had (model.train(was_training))"

@@ -49,8 +49,9 @@ def reference_source(chapter: str) -> str:
     return "\n# %%\n".join(cells)
 
 
-def blank_source(chapter: str) -> str:
-    """What a student starts from: every interface name present and raising ``NotImplementedError``."""
+def blank_source(chapter: str, body: str = "# YOUR CODE HERE\nraise NotImplementedError()") -> str:
+    """What a student starts from: every interface name present, its functions (and class constructors)
+    doing only ``body`` (default: raising ``NotImplementedError``, as the release does)."""
     out = ["import torch\nfrom torch import nn"]
     for name in interfaces.get_chapter(chapter).names:
         try:
@@ -58,11 +59,20 @@ def blank_source(chapter: str) -> str:
         except ImportError:
             is_class = name[:1].isupper()
         if is_class:
-            out.append(f"class {name}(nn.Module):\n    def __init__(self, *args, **kwargs):\n        super().__init__()\n"
-                       f"        # YOUR CODE HERE\n        raise NotImplementedError()")
+            out.append(f"class {name}(nn.Module):\n    def __init__(self, *args, **kwargs):\n"
+                       "        super().__init__()\n"
+                       + "".join(f"        {line}\n" for line in body.splitlines())
+                       + "\n    def forward(self, *args, **kwargs):\n"
+                       + "".join(f"        {line}\n" for line in body.splitlines()))
         else:
-            out.append(f"def {name}(*args, **kwargs):\n    # YOUR CODE HERE\n    raise NotImplementedError()")
+            out.append(f"def {name}(*args, **kwargs):\n" + "".join(f"    {line}\n" for line in body.splitlines()))
     return "\n# %%\n".join(out)
+
+
+# Submissions that do nothing in one way or another: none may earn a point.
+DO_NOTHING = {"raises NotImplementedError": "raise NotImplementedError()",
+              "raises ValueError": "raise ValueError('no')", "returns None": "return None",
+              "returns its first argument": "return args[0] if args else None"}
 
 
 def write_notebook(path: str | Path, source: str) -> Path:
