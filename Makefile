@@ -50,10 +50,10 @@ publish:
 	@echo "Published _build/html to $(DEST)"
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not book and not notebooks"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not book and not notebooks"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not book" --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not book" --durations=25
 	$(MAKE) test-book
 
 browser: $(STAMP)

@@ -23,7 +23,7 @@ from tfmcourse.grading.runner import suite_points
 from tfmcourse.grading.testing import (MUTANTS_DIR, SOLUTIONS_DIR, capstone_folder, capstone_mutant_cells,
                                        capstone_mutant_stats, mutant_files, once_per_run)
 
-pytestmark = [pytest.mark.ch08]
+pytestmark = [pytest.mark.ch08, pytest.mark.xdist_group("capstone")]  # one shared grading run
 CH = interfaces.CAPSTONE
 # cheap tests first, then one training at a time (the ViT's is the shorter)
 QUICK = ("not trains", "test_vit_trains", "test_gpt_trains")

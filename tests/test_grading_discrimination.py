@@ -29,7 +29,11 @@ from tfmcourse.grading.testing import (DO_NOTHING, MUTANT_TABLE, blank_source, c
                                        write_notebook)
 
 SUITES = chapters_with_suites()
-MUTANTS = [(ch, p) for ch in SUITES for p in mutant_files(ch)]
+# A chapter's mutants are graded once (``_diagnosed``) and read by several tests: keep them on one xdist worker
+# (make test runs ``--dist loadgroup``), so that no worker waits for another's grading.
+MUTANTS = [pytest.param(ch, p, id=f"{ch}-{p.stem}", marks=pytest.mark.xdist_group(f"mutants-{ch}"))
+           for ch in SUITES for p in mutant_files(ch)]
+WITH_MUTANTS = [pytest.param(ch, marks=pytest.mark.xdist_group(f"mutants-{ch}")) for ch in SUITES if mutant_files(ch)]
 
 
 def _exercise(ch: str) -> Path | None:
@@ -64,7 +68,7 @@ def _diagnosed(tmp_path_factory, chapter: str) -> dict[str, dict]:
     return once_per_run(tmp_path_factory, f"mutants-{chapter}", compute)
 
 
-@pytest.mark.parametrize("chapter,mutant", MUTANTS, ids=[f"{c}-{p.stem}" for c, p in MUTANTS])
+@pytest.mark.parametrize("chapter,mutant", MUTANTS)
 def test_mutant_loses_points(tmp_path_factory, chapter, mutant):
     r = _diagnosed(tmp_path_factory, chapter)[mutant.stem]
     assert r["max_score"] > 0 and 0 <= r["score"] < r["max_score"], \
@@ -72,7 +76,7 @@ def test_mutant_loses_points(tmp_path_factory, chapter, mutant):
     assert r["reasons"] and all(r["reasons"]), "failed tests need a reason"
 
 
-@pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
+@pytest.mark.parametrize("chapter", WITH_MUTANTS)
 def test_diagnosis_names_the_known_mistake(tmp_path_factory, chapter):
     """Graded like a submission, each mutant's feedback names its own mistake first (at least 80 %)."""
     results = _diagnosed(tmp_path_factory, chapter)
@@ -81,7 +85,7 @@ def test_diagnosis_names_the_known_mistake(tmp_path_factory, chapter):
     assert len(wrong) <= 0.2 * len(results), f"{len(wrong)}/{len(results)} misdiagnosed: {wrong}"
 
 
-@pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
+@pytest.mark.parametrize("chapter", WITH_MUTANTS)
 def test_one_mistake_costs_few_tests(tmp_path_factory, chapter):
     """One idea per test: a single mistake fails a median of at most 3 tests of its chapter."""
     counts = sorted(len(r["failed"]) for r in _diagnosed(tmp_path_factory, chapter).values())
@@ -119,6 +123,7 @@ def sandboxed(tmp_path_factory) -> dict[str, dict]:
     return once_per_run(tmp_path_factory, "grading-discrimination", _grade_sandboxed)
 
 
+@pytest.mark.xdist_group("sandboxed")
 @pytest.mark.parametrize("chapter", SUITES)
 def test_reference_notebook_scores_full_marks_in_the_sandbox(sandboxed, chapter):
     r = sandboxed[f"{chapter}/reference"]
@@ -126,6 +131,7 @@ def test_reference_notebook_scores_full_marks_in_the_sandbox(sandboxed, chapter)
     assert r["sandbox"].get("mode") in ("bwrap", "bwrap-userns", "basic")
 
 
+@pytest.mark.xdist_group("sandboxed")
 @pytest.mark.parametrize("chapter", SUITES)
 def test_blank_release_scores_zero(sandboxed, chapter):
     kind = "release" if _exercise(chapter) else "blank"
@@ -141,6 +147,7 @@ def test_doing_nothing_earns_nothing(chapter, how):
     assert r["max_score"] > 0 and r["score"] == 0, f"{how}: {_summary(r)}"
 
 
+@pytest.mark.xdist_group("sandboxed")
 @pytest.mark.parametrize("chapter", [ch for ch in SUITES if mutant_files(ch)])
 def test_sandbox_grades_a_mutant_like_in_process(sandboxed, chapter):
     r = sandboxed[f"{chapter}/mutant"]

@@ -59,6 +59,8 @@ def broken_source() -> str:
     return mutant_source(next(p for p in mutant_files("ch03") if p.stem == "m01_no_scale"))
 
 
+pytestmark = pytest.mark.xdist_group("gradescope")  # one bundle and one set of runs, shared by the tests
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "ch03_autograder.zip"

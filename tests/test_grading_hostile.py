@@ -33,6 +33,7 @@ from tfmcourse.grading.runner import run_suite
 from tfmcourse.grading.sandbox import REPO_DIR, Limits, SandboxImpl
 from tfmcourse.grading.testing import blank_source, once_per_run, reference_source, write_notebook
 
+pytestmark = pytest.mark.xdist_group("hostile")  # one shared grading run: its tests on one worker
 HOSTILE = Path(__file__).parent / "hostile"
 HONEST_PARTS = (HOSTILE / "_honest_masks.py").read_text()
 BUDGET_S = 30  # the run's per-submission budget (--budget)
