@@ -60,7 +60,7 @@ browser: $(STAMP)
 	tools/install_browser.sh
 
 test-book: book browser
-	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m book
+	TFMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n 2 -m book
 
 parity: $(STAMP)
 	TFM_PARITY_SAMPLE=10 TFM_PARITY_CHAPTERS=all $(PY) -m pytest -q -n 2 tests/test_nbgrader_roundtrip.py
