@@ -26,27 +26,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
+from .argtypes import positive
+
 __all__ = ["main", "build_parser"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,15 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=rest.split("\n\n", 1)[1] + "\nThe security model: tfmcourse/grading/SECURITY.md.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="a notebook, a folder of submissions, or an LMS zip")
     p.add_argument("--chapter", help="chNN (default: read from the notebooks' file names)")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=2, help="submissions graded at once (default 2)")
+    p.add_argument("--jobs", "-j", type=positive(int), default=2, help="submissions graded at once (default 2)")
     p.add_argument("--out", help="CSV gradebook (default ./gradebook_chNN.csv)")
     p.add_argument("--results", help="per-student result JSON folder (default: results_chNN/ beside --out)")
     p.add_argument("--feedback", help="per-student Markdown feedback folder (default: feedback_chNN/ beside --out)")
-    p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per check of a submission (default 10)")
-    p.add_argument("--budget", type=_positive_float, default=120.0,
+    p.add_argument("--timeout", type=positive(float), default=10.0, help="seconds per check of a submission (default 10)")
+    p.add_argument("--budget", type=positive(float), default=120.0,
                    help="seconds a submission may take in all, loading and checks (default 120)")
-    p.add_argument("--memory", type=_positive_int, default=3072, help="memory of a worker in MiB (default 3072)")
-    p.add_argument("--cpu", type=_positive_int, default=300, help="CPU seconds a worker may use in all (default 300)")
+    p.add_argument("--memory", type=positive(int), default=3072, help="memory of a worker in MiB (default 3072)")
+    p.add_argument("--cpu", type=positive(int), default=300, help="CPU seconds a worker may use in all (default 300)")
     p.add_argument("--no-namespaces", action="store_true", help="no bubblewrap sandbox (much weaker; see SECURITY.md)")
     p.add_argument("--force", action="store_true", help="regrade students that already have a result")
     p.add_argument("--scheduler", help="dask.distributed scheduler address: grade on that cluster")

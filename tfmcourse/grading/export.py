@@ -24,13 +24,13 @@ import csv
 import html
 import io
 import json
-import math
 import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import interfaces
+from .argtypes import positive
 from .gradebook import csv_cell, load_results, write_gradebook, write_text_atomic
 from .lms import owner_from_file_name, owner_from_folder_name
 
@@ -221,16 +221,6 @@ def write_export(results: list[dict], fmt: str, out: Path, *, assignment: str, p
     return warnings + more
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number above 0 (got {text})")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfmcourse export", description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -244,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", help="Canvas: the assignment column's header; use the exact header of a Canvas "
                                         "gradebook export, e.g. 'Queries, keys, values (98765)', to update that "
                                         "assignment (default: 'chNN Title', which Canvas creates as a new one)")
-    p.add_argument("--points", type=_positive, help="canvas, moodle: rescale scores so that full marks are this "
+    p.add_argument("--points", type=positive(float), help="canvas, moodle: rescale scores so that full marks are this "
                                                     "many points (the LMS assignment's maximum; default: the suite's)")
     p.add_argument("--feedback", action="store_true",
                    help="moodle: add a Feedback comments column (score and most likely mistake; imported when the "

@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 from . import interfaces
+from .argtypes import positive
 
 __all__ = ["TORCH_PIN", "VISIBILITIES", "bundle_files", "requirements", "write_bundle", "gradescope_results",
            "run_autograder", "main"]
@@ -240,18 +241,6 @@ def run_autograder(root: str | Path, chapter: str, limits: dict, visibility: str
 
 
 # -- command line -----------------------------------------------------------------------------------------------
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     doc = __doc__.split("\n\n", 1)[1]
     p = argparse.ArgumentParser(prog="tfmcourse gradescope", description=doc.split("\n\n")[0],
@@ -259,12 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=doc.split("\n\n", 1)[1] + "\n\nThe instructor guide has the steps.")
     p.add_argument("chapter", metavar="chNN", help="the chapter to grade, e.g. ch03")
     p.add_argument("out", metavar="OUT.zip", help="the autograder zip to write")
-    p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per check (default 10)")
-    p.add_argument("--budget", type=_positive(float), default=120.0,
+    p.add_argument("--timeout", type=positive(float), default=10.0, help="seconds per check (default 10)")
+    p.add_argument("--budget", type=positive(float), default=120.0,
                    help="seconds a submission may take in all, loading and checks (default 120; set Gradescope's "
                         "autograder timeout a few minutes above it)")
-    p.add_argument("--memory", type=_positive(int), default=3072, help="memory of the worker in MiB (default 3072)")
-    p.add_argument("--cpu", type=_positive(int), default=300, help="CPU seconds the worker may use (default 300)")
+    p.add_argument("--memory", type=positive(int), default=3072, help="memory of the worker in MiB (default 3072)")
+    p.add_argument("--cpu", type=positive(int), default=300, help="CPU seconds the worker may use (default 300)")
     p.add_argument("--visibility", choices=VISIBILITIES, default="visible",
                    help="when students see the tests: visible (default), after_due_date, after_published, hidden")
     return p
