@@ -5,8 +5,10 @@ import csv
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from tfmcourse.cli import main as tfm_main
 from tfmcourse.grading import cli
 from tfmcourse.grading.intake import Intake
+from tfmcourse.grading.pool import sweep_stale_folders
 from tfmcourse.grading.testing import blank_source, reference_source, write_notebook
 
 
@@ -61,6 +64,11 @@ def test_killed_run_resumes_to_the_same_gradebook(subs, tmp_path):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run: CLI, grader processes, sandbox workers
     proc.wait()
+    # what the killed run left (its notebooks' private copies, grader and sandbox folders) is private,
+    # and a later grader sweeps it (here at once; by default once it has been unchanged for an hour)
+    left = list(Path(tempfile.gettempdir()).glob(f"tfm-*-{proc.pid}-*"))
+    assert left and all(stat.S_IMODE(p.stat().st_mode) == 0o700 and p.stat().st_uid == os.getuid() for p in left)
+    assert set(sweep_stale_folders(older_than_s=0)) >= set(left) and not any(p.exists() for p in left)
     done = sorted(p.stem for p in (killed / "results_ch03").glob("*.json"))
     assert 1 <= len(done) < 3, done
     assert _run_cli(subs, killed).wait(timeout=300) == 0
