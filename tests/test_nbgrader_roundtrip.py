@@ -6,7 +6,7 @@ which the cell returns, as partial credit. This test runs the real ``nbgrader ge
 ``autograde`` and ``export`` on, per chapter, the solution, the blank release and a sample of the mutant
 corpus (``TFM_PARITY_SAMPLE`` mutants per chapter, spread over the corpus), and grades the same notebooks
 with ``tfmcourse grade`` (sandboxed). ``make test`` checks two chapters (ch03, ch06) with one mutant each; ``make parity``
-checks every chapter with its blank release and 10 mutants (about 15 minutes on two cores).
+checks every chapter with its blank release and 10 mutants (8 minutes on two cores).
 """
 from __future__ import annotations
 
