@@ -131,8 +131,10 @@ def test_zip_members_are_attributed_never_extracted_by_name(tmp_path):
         "/abs_5_6_ch03_qkv.ipynb": NB,
         "bomb_7_8_ch03_qkv.ipynb": b"\0" * (40 * 2**20),  # compresses to ~40 KB
         "readme.txt": b"not a notebook"}, links={"linker_9_10_ch03_qkv.ipynb": "/etc/shadow"})
-    subs, _ = _discover(tmp_path, z)
-    assert set(subs) == {"ada", "abs", "bomb", "linker"}  # "../.." is dropped from the name, not walked
+    subs, intake = _discover(tmp_path, z)
+    # "../.." is dropped from the name, never walked; the member is graded like any other, with a warning
+    assert set(subs) == {"ada", "evil", "abs", "bomb", "linker"} and not subs["evil"].rejected
+    assert any("'..'" in w and "evil_3_4_ch03_qkv.ipynb" in w for w in intake.warnings), intake.warnings
     assert not subs["ada"].rejected and subs["ada"].lms_id == "1"
     assert "MiB" in subs["bomb"].rejected and "symbolic link" in subs["linker"].rejected
     assert not (tmp_path.parent / "evil_3_4_ch03_qkv.ipynb").exists()

@@ -239,9 +239,13 @@ class Intake:
         total = 0
         for info in infos[:MAX_ZIP_MEMBERS]:
             member = info.filename.replace("\\", "/")
-            names = tuple(_nfc(p) for p in member.split("/") if p not in ("", "."))
-            if not names or info.is_dir() or any(p == ".." or p.startswith(".") for p in names) or "__MACOSX" in names:
-                continue
+            raw = [p for p in member.split("/") if p not in ("", ".")]
+            names = tuple(_nfc(p) for p in raw if p != "..")  # only ever used for attribution, never as a path
+            if not names or info.is_dir() or any(p.startswith(".") for p in names) or "__MACOSX" in names:
+                continue  # folders, hidden files (.ipynb_checkpoints) and macOS metadata
+            if ".." in raw and _is_candidate(names[-1]):
+                self.warnings.append(f"{path}!{member}: a member name with '..' (read from the zip, never "
+                                     f"written to disk); attributed as {'/'.join(names)}")
             if not _is_candidate(names[-1]):
                 continue
             f = _Found(f"{path}!{member}", (*parts[:-1], *names), root_name)
