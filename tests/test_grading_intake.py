@@ -178,6 +178,19 @@ def test_two_notebooks_of_one_student_are_reported_not_dropped_silently(tmp_path
     assert any("ch03_qkv_v1" in n for n in subs["ada"].notes) and any("ch03_qkv_v1" in w for w in intake.warnings)
 
 
+
+def test_a_student_folder_without_the_chapters_notebook_is_a_row_not_dropped(tmp_path):
+    root = tmp_path / "class"
+    _nb(root / "ada" / "ch03_qkv.ipynb")
+    _nb(root / "ken" / "Untitled.ipynb")  # renamed in JupyterLab
+    _nb(root / "eve" / "ch04_multihead.ipynb")  # the wrong chapter
+    (root / "ivy").mkdir()
+    (root / "ivy" / "notes.txt").write_text("no notebook at all")  # not a submission: no row
+    subs, _ = _discover(tmp_path, root)
+    assert set(subs) == {"ada", "ken", "eve"} and not subs["ada"].rejected
+    assert "no ch03_qkv.ipynb in this folder (found Untitled.ipynb)" in subs["ken"].rejected
+    assert "(found ch04_multihead.ipynb)" in subs["eve"].rejected and "scores 0" in subs["eve"].rejected
+
 FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "two\nlines", "a\u2028b",
             "rtl\u202eevil"]
 

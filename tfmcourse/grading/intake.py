@@ -329,17 +329,32 @@ class Intake:
         ch = interfaces.get_chapter(chapter)
         by_student: dict[str, list[_Found]] = {}
         pieces: dict[str, dict[str, _Found]] = {}  # capstone: each student's notebooks of the other chapters
+        strays: dict[str, list[_Found]] = {}  # notebooks in a student's folder that are not this chapter's
         for f in found:
             named = interfaces.chapter_from_filename(f.parts[-1])
+            in_folder = len(f.parts) > 1 and owner_from_file_name(f.parts[-1]) is None
             if named is not None and named.id != ch.id:
                 if ch.capstone and f.data is not None and not named.capstone:
                     pieces.setdefault(_nfc(self._owner(f).name), {}).setdefault(named.slug, f)
+                if in_folder:
+                    strays.setdefault(_nfc(self._owner(f).name), []).append(f)
                 continue  # another chapter's notebook
-            if named is None and len(f.parts) > 1 and not f.rejected and owner_from_file_name(f.parts[-1]) is None:
-                continue  # e.g. a helper module in a student's folder
+            if named is None and in_folder and not f.rejected:
+                if f.parts[-1].endswith(".ipynb"):
+                    strays.setdefault(_nfc(self._owner(f).name), []).append(f)
+                continue  # a notebook under another name, or a helper module, in a student's folder
             f.owner = self._owner(f)
             by_student.setdefault(_nfc(f.owner.name), []).append(f)
         subs = [self._choose(student, files, ch.id, pieces.get(student, {})) for student, files in by_student.items()]
+        # A student folder without this chapter's notebook is that student's row (0, and why), never dropped:
+        # a renamed notebook (Untitled.ipynb, attention.ipynb) is the commonest careless mistake.
+        for student, files in strays.items():
+            if student not in by_student:
+                owner = self._owner(files[0])
+                seen = ", ".join(sorted({f.parts[-1] for f in files})[:5])
+                subs.append(Submission(student, files[0].origin, ch.id, lms_id=owner.lms_id, flags=owner.flags,
+                                       rejected=f"no {ch.slug}.ipynb in this folder (found {seen}): hand in the "
+                                                f"chapter's notebook under its own name; it scores 0"))
         if not subs:
             raise ValueError(f"no {ch.id} notebooks found in {', '.join(map(str, paths))}")
         keys: dict[str, str] = {}
