@@ -26,7 +26,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfmcourse.grading.checks import assert_close, assert_finite, expect_tensor
+from tfmcourse.grading.checks import assert_close, assert_finite, assert_on_meta, expect_tensor
 
 pytestmark = [pytest.mark.ch03]
 SDPA, CAUSAL, PADDING = "scaled_dot_product_attention", "causal_mask", "padding_mask"
@@ -165,6 +165,7 @@ def test_causal_mask_square(impl):
     assert_close(impl.call(CAUSAL, 1), torch.ones(1, 1, dtype=torch.bool), "causal_mask(1)")
     assert_close(impl.call(CAUSAL, 3, device="cpu"), torch.ones(3, 3, dtype=torch.bool).tril(),
                  "causal_mask(3, device='cpu')")
+    assert_on_meta(impl.call(CAUSAL, 3, device="meta"), "causal_mask(3, device='meta')")  # device= honoured
 
 
 @pytest.mark.points(2)

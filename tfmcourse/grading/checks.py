@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["expect_tensor", "assert_close", "assert_close_float32_ok", "assert_finite", "assert_mixes_tokens",
-           "default_tol"]
+           "assert_on_meta", "default_tol"]
 
 
 def default_tol(dtype: torch.dtype) -> tuple[float, float]:
@@ -86,3 +86,17 @@ def assert_mixes_tokens(out: Any, out_changed: Any, what: str) -> None:
     if float((out[:, 1:] - out_changed[:, 1:]).abs().max()) < 1e-6:
         raise AssertionError(f"{what}: the other tokens' outputs do not change when the first token changes; "
                              f"attention must mix the tokens")
+
+
+def assert_on_meta(value: Any, what: str) -> None:
+    """``value`` is a tensor on PyTorch's ``meta`` device (shapes only, no data): what a function given
+    ``device="meta"`` must build. Meta tensors do not travel back from the student's process, so the reply
+    is the note that says what it was; a real (CPU) tensor means ``device=`` was ignored, which on a GPU
+    puts the result on the wrong device."""
+    note = value.get("__object__", "") if isinstance(value, dict) else ""
+    if isinstance(value, Tensor) and value.device.type == "meta":  # in-process
+        return
+    if "meta" not in str(note):
+        got = f"a tensor on {value.device}" if isinstance(value, Tensor) else (note or type(value).__name__)
+        raise AssertionError(f"{what}: expected a tensor on the requested device 'meta', got {got}; pass "
+                             f"device= to the tensors you create")
