@@ -63,10 +63,24 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
     torch.set_num_threads(1)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # reap what the notebook forks (zombies count in RLIMIT_NPROC)
     main_pid = os.getpid()
+    # In bubblewrap's PID namespace the only other processes are what the notebook started (bwrap's own
+    # init, pid 1, is spared by kill(-1)); outside one (basic mode), kill(-1) would reach the grader's
+    # other processes, so there the forked copies only stop at their next cell.
+    own_pid_namespace = info.get("mode") in ("bwrap", "bwrap-userns")
+
+    def stop_strays() -> None:
+        # what a cell or call forked (a fork bomb's copies) would keep using the worker's CPU and
+        # process slots while the honest cells after it are graded
+        if own_pid_namespace:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:  # nothing else is running
+                pass
 
     def progress(cell: Cell) -> None:
         if os.getpid() != main_pid:  # a process the notebook forked stops at the next cell
             os._exit(0)
+        stop_strays()
         write_frame(wfd, {"progress": cell.index})
 
     write_frame(wfd, {"hello": info})
@@ -93,6 +107,7 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
                 cells, prelude, on_cell=progress)
             if os.getpid() != main_pid:
                 os._exit(0)
+            stop_strays()
             ns = module.__dict__
             names = list(interfaces.get_chapter(chapter).names)
             kinds = execute(ns, {"op": "names", "names": names}).get("value", {})
@@ -101,6 +116,7 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
             reply = execute(ns, req)
             if os.getpid() != main_pid:
                 os._exit(0)
+            stop_strays()
         try:
             write_frame(wfd, {"id": rid, **reply})
         except Exception as e:  # a value that cannot be sent: report that instead
