@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .grading.notebook import CHECK_TAG
+
 __all__ = ["generate_exercises", "normalise", "drifted"]
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -89,7 +91,6 @@ def drifted(solutions: Path | str = REPO_DIR / "solutions", exercises: Path | st
 
 
 HIDDEN_CELL_ID = "hidden_tests"
-CHECK_TAG = "visible-check"  # a student's own quick check: run in Jupyter, never by the grader
 _HIDDEN_BLOCK = re.compile(r"\n?### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
 
 

@@ -196,7 +196,8 @@ def diagnose(chapter: str, trace: list[Probe], tests: list[dict], *, budget_s: f
     comparable = [i for i in wrong if not _not_implemented(probes[i].reply)]
     if not comparable:
         return []
-    rest = [i for i in range(len(probes)) if i not in set(wrong)]
+    wrong_set, comparable_set = set(wrong), set(comparable)
+    rest = [i for i in range(len(probes)) if i not in wrong_set]
     found = []
     for m in library:
         shown = agreed = 0
@@ -214,11 +215,11 @@ def diagnose(chapter: str, trace: list[Probe], tests: list[dict], *, budget_s: f
             if same_reply(p.reply, ans):
                 agreed += 1
                 explained.add(i)
-        if shown and agreed >= MATCH_AT_LEAST * shown and explained & set(comparable):
+        if shown and agreed >= MATCH_AT_LEAST * shown and explained & comparable_set:
             tests_explained = sorted({probes[i].test for i in explained} & failing)
             found.append({"mutant": m.mutant, "mistake": m.text, "names": m.names,
-                          "exact": agreed == shown and set(wrong) <= explained, "shown": shown, "agreed": agreed,
-                          "explains": len(explained & set(comparable)), "tests": tests_explained})
+                          "exact": agreed == shown and wrong_set <= explained, "shown": shown, "agreed": agreed,
+                          "explains": len(explained & comparable_set), "tests": tests_explained})
     found.sort(key=lambda d: (not d["exact"], -d["explains"], -d["agreed"] / d["shown"], d["mutant"]))
     best = found[0]["explains"] if found else 0
     return [d for d in found if d["exact"] or d["explains"] >= 0.5 * best][:3]

@@ -243,11 +243,11 @@ class Intake:
             names = tuple(_nfc(p) for p in raw if p != "..")  # only ever used for attribution, never as a path
             if not names or info.is_dir() or any(p.startswith(".") for p in names) or "__MACOSX" in names:
                 continue  # folders, hidden files (.ipynb_checkpoints) and macOS metadata
-            if ".." in raw and _is_candidate(names[-1]):
-                self.warnings.append(f"{path}!{member}: a member name with '..' (read from the zip, never "
-                                     f"written to disk); attributed as {'/'.join(names)}")
             if not _is_candidate(names[-1]):
                 continue
+            if ".." in raw:
+                self.warnings.append(f"{path}!{member}: a member name with '..' (read from the zip, never "
+                                     f"written to disk); attributed as {'/'.join(names)}")
             f = _Found(f"{path}!{member}", (*parts[:-1], *names), root_name)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):

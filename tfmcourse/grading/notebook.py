@@ -45,6 +45,9 @@ class NotebookError(Exception):
     """The file is not a notebook the grader can read; the message says what to fix."""
 
 
+CHECK_TAG = "visible-check"  # a student's own quick check: run in Jupyter, never by the grader
+
+
 def _is_test_cell(cell: dict) -> bool:
     """An nbgrader test cell, or a visible check (tagged ``visible-check``): the grader runs neither."""
     meta = cell.get("metadata") or {}
@@ -52,7 +55,7 @@ def _is_test_cell(cell: dict) -> bool:
         return False
     tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
     nb = meta.get("nbgrader") or {}
-    return "visible-check" in tags or (isinstance(nb, dict) and bool(nb.get("grade")) and not nb.get("solution"))
+    return CHECK_TAG in tags or (isinstance(nb, dict) and bool(nb.get("grade")) and not nb.get("solution"))
 
 
 def _source(cell: dict) -> str:

@@ -68,9 +68,12 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
     # other processes, so there the forked copies only stop at their next cell.
     own_pid_namespace = info.get("mode") in ("bwrap", "bwrap-userns")
 
-    def stop_strays() -> None:
-        # what a cell or call forked (a fork bomb's copies) would keep using the worker's CPU and
-        # process slots while the honest cells after it are graded
+    def after_student_code() -> None:
+        # A process the notebook forked ends here instead of answering; the worker itself kills the
+        # others (a fork bomb's copies), which would keep using its CPU and process slots while the
+        # honest cells after them are graded.
+        if os.getpid() != main_pid:
+            os._exit(0)
         if own_pid_namespace:
             try:
                 os.kill(-1, signal.SIGKILL)
@@ -78,9 +81,7 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
                 pass
 
     def progress(cell: Cell) -> None:
-        if os.getpid() != main_pid:  # a process the notebook forked stops at the next cell
-            os._exit(0)
-        stop_strays()
+        after_student_code()  # the previous cell's
         write_frame(wfd, {"progress": cell.index})
 
     write_frame(wfd, {"hello": info})
@@ -105,18 +106,14 @@ def serve(rfd: int, wfd: int, chapter: str, info: dict) -> int:
             problems += more
             module, cell_problems = exec_cells(
                 cells, prelude, on_cell=progress)
-            if os.getpid() != main_pid:
-                os._exit(0)
-            stop_strays()
+            after_student_code()
             ns = module.__dict__
             names = list(interfaces.get_chapter(chapter).names)
             kinds = execute(ns, {"op": "names", "names": names}).get("value", {})
             reply = {"ok": True, "value": {"problems": problems + cell_problems, "kinds": kinds}}
         else:
             reply = execute(ns, req)
-            if os.getpid() != main_pid:
-                os._exit(0)
-            stop_strays()
+            after_student_code()
         try:
             write_frame(wfd, {"id": rid, **reply})
         except Exception as e:  # a value that cannot be sent: report that instead
